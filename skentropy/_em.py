@@ -1,0 +1,150 @@
+"""EM steps for the pseudo-label problems and their SQUAREM acceleration.
+
+Both pseudo-label problems share the E-step (entropy-clustering eq. 16,
+collision eq. 14) and differ in the M-step: a closed form for the reverse
+cross-entropy (entropy-clustering eq. 17) and a per-row one-dimensional root
+for the collision cross-entropy (collision eq. 16-17 and supplement C).
+
+All functions here work on float64 torch tensors, vectorized over rows, and
+assume validated input: ``probs`` (N, K) rows on the simplex, ``weights``
+(N,) non-negative summing to one, ``prior`` (K,) on the simplex.
+"""
+
+import math
+
+import torch
+
+# Newton iterations of the collision M-step root; the iteration is monotone and
+# quadratic near the root, so this cap is only reached on pathological input.
+_ROOT_MAX_ITER = 100
+
+
+def weighted_mean(y, weights):
+    """ȳ = Σ_i w_i y_i with weights summing to one."""
+    return weights @ y
+
+
+def fairness_coefficients(y, weights, prior, fairness_weight):
+    """a_ik = λ u_k y_ik / ȳ_k, i.e. λ N u_k S_ik of the E-step (eq. 16).
+
+    With S_ik = w_i y_ik / Σ_j w_j y_jk (the weighted E-step) and N replaced by
+    W / w_i, the product λ (W / w_i) u_k S_ik reduces to λ u_k y_ik / ȳ_k, so the
+    M-steps below never divide by a row weight.
+    """
+    y_bar = weighted_mean(y, weights)
+    scale = torch.where(y_bar > 0, fairness_weight * prior / y_bar, 0.0)
+    return y * scale
+
+
+def reverse_ce_m_step(probs, coef):
+    """Closed-form M-step of entropy-clustering eq. 17.
+
+    y_ik = (σ_ik + a_ik) / (1 + Σ_c a_ic) with a_ik = λ N u_k S_ik.
+    """
+    return (probs + coef) / (1.0 + coef.sum(dim=1, keepdim=True))
+
+
+def _collision_root(probs, coef, total, positive):
+    """Root x of Σ_{k∈P} a_k / (A + 1 − σ_k / x) = 1 per row (collision eq. 17).
+
+    P = {k : a_k > 0}. The sum is convex and decreasing in x on
+    (σ_max / (1 + A), σ_max] (collision Theorem 1), so Newton's method started
+    at Lemma 1's left point l = max_{k∈P} σ_k / (1 + A − a_k) approaches the
+    root monotonically from the left. Rows whose σ vanishes on P have no root:
+    −inf is returned for them.
+    """
+    sigma_p = torch.where(positive, probs, 0.0)
+    sigma_max = sigma_p.amax(dim=1, keepdim=True)
+    x = (sigma_p / (1.0 + total - coef)).amax(dim=1, keepdim=True)
+    has_root = sigma_max > 0
+    x = torch.where(has_root, x, 1.0)
+    for _ in range(_ROOT_MAX_ITER):
+        denom = 1.0 + total - sigma_p / x
+        terms = torch.where(positive, coef / denom, 0.0)
+        value = terms.sum(dim=1, keepdim=True) - 1.0
+        # d/dx of a_k / (A + 1 − σ_k/x) = −a_k σ_k / (x² denom²)
+        slope = -(terms * sigma_p / denom).sum(dim=1, keepdim=True) / x**2
+        active = has_root & (value > 1e-13)
+        if not bool(active.any()):
+            break
+        x = torch.where(active, torch.minimum(x - value / slope, sigma_max), x)
+    return torch.where(has_root, x, -math.inf)
+
+
+def collision_ce_m_step(probs, coef):
+    """Exact M-step of the collision EM, vectorized over rows.
+
+    Minimizes −ln σ·y − Σ_k a_k ln y_k over the simplex for each row
+    (collision eq. 15), a_k = λ N u_k S_k. Cases:
+
+    * all a_k > 0: y_k = a_k / (A + 1 − σ_k / x) with x the root of eq. 17;
+    * some a_k = 0 (K_o of supplement C): the remaining mass may go to
+      c = argmax_{k∈K_o} σ_k. Its stationarity gives x = σ_c / (1 + A) and the
+      closed form of supplement C; it is optimal exactly when this x exceeds
+      the root x* on K̄_o (otherwise y_c = 0 and the K̄_o solution stands), so
+      x = max(x*, σ_c / (1 + A)) covers both;
+    * λ = 0 (all a_k = 0): y is one-hot at argmax σ (collision Example 2).
+    """
+    positive = coef > 0
+    total = coef.sum(dim=1, keepdim=True)
+    x = _collision_root(probs, coef, total, positive)
+    sigma_free = torch.where(positive, -1.0, probs)
+    sigma_c, c = sigma_free.max(dim=1, keepdim=True)
+    has_free = ~positive.all(dim=1, keepdim=True)
+    x_c = torch.where(has_free, sigma_c / (1.0 + total), -math.inf)
+    x = torch.maximum(x, x_c)
+    denom = 1.0 + total - probs / x
+    y = torch.where(positive, coef / denom, 0.0)
+    rest = (1.0 - y.sum(dim=1, keepdim=True)).clamp_min(0.0)
+    y = y.scatter_add(1, c, torch.where(has_free, rest, 0.0))
+    return y / y.sum(dim=1, keepdim=True)
+
+
+def squarem(em_map, objective, converged, y, max_iter, snap=None):
+    """SQUAREM-accelerated fixed-point iteration of a monotone EM map.
+
+    Scheme SqS3 of Varadhan & Roland (2008): from r = F(y) − y and
+    v = F(F(y)) − F(y) − r, step α = −‖r‖/‖v‖ ≤ −1, extrapolate
+    y − 2αr + α²v, then apply F once more. The extrapolation is accepted only if
+    it stays in the domain (positive where y is) and does not increase the
+    objective; otherwise α is halved towards −1, where the cycle reduces to three
+    plain EM steps, which never increase the objective (EM is a
+    majorize-minimize scheme, entropy-clustering eq. 15).
+
+    Returns ``(y, n_iter, converged)``; each iteration evaluates F three times.
+    """
+    value = objective(y)
+    for n_iter in range(1, max_iter + 1):
+        y1 = em_map(y)
+        y2 = em_map(y1)
+        r = y1 - y
+        v = y2 - y1 - r
+        r_norm, v_norm = torch.linalg.vector_norm(r), torch.linalg.vector_norm(v)
+        alpha = min(-1.0, -float(r_norm / v_norm)) if v_norm > 0 else -1.0
+        while True:
+            if alpha > -1.01:
+                y_new = em_map(y2)
+                value_new = objective(y_new)
+                break
+            y_ext = y - 2.0 * alpha * r + alpha**2 * v
+            # stay in the domain: entries positive in y stay positive (the
+            # reverse cross-entropy is a log barrier on them), none negative
+            if bool(((y_ext > 0) | ((y == 0) & (y_ext == 0))).all()):
+                y_new = em_map(y_ext)
+                value_new = objective(y_new)
+                if value_new <= value:
+                    break
+            alpha = 0.5 * (alpha - 1.0)
+        if snap is not None:
+            # EM only shrinks entries geometrically towards a boundary optimum;
+            # jump there when the KKT conditions say so, if it does not hurt
+            y_snap = snap(y_new)
+            if y_snap is not None:
+                y_snap = em_map(y_snap)
+                value_snap = objective(y_snap)
+                if value_snap <= value_new:
+                    y_new, value_new = y_snap, value_snap
+        y, value = y_new, value_new
+        if converged(y):
+            return y, n_iter, True
+    return y, max_iter, False

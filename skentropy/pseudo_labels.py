@@ -1,0 +1,530 @@
+"""Exact solvers for the soft pseudo-labels of self-labeling entropy clustering.
+
+Given model predictions σ (N, K) with rows on the probability simplex, the
+self-labeling estimators solve on every mini-batch for pseudo-labels y (N, K)
+that minimize one of two convex problems over the product of simplices:
+
+reverse cross-entropy (entropy-clustering-kmeans-svm eq. 13-14)
+    E(y)  = −(1/N) Σ_ik σ_ik ln y_ik − λ Σ_k u_k ln ȳ_k
+
+collision cross-entropy (collision-cross-entropy eq. 11-12)
+    E₂(y) = −(1/N) Σ_i ln Σ_k σ_ik y_ik − λ Σ_k u_k ln ȳ_k
+
+with ȳ = (1/N) Σ_i y_i, u the target cluster proportions (``prior``) and λ the
+fairness weight. −λ Σ u ln ȳ equals λ KL(u‖ȳ) up to a constant ("strong
+fairness"). With ``sample_weight`` the means over rows become weighted means.
+
+Both solvers run the papers' EM algorithm (E-step eq. 16, M-steps eq. 17 and
+collision eq. 16-17 with supplement C), accelerated by SQUAREM and started from
+a strictly positive point, and stop when the relative KKT residual
+(:func:`kkt_residual`) is at most ``tol``.
+"""
+
+import numpy as np
+import torch
+
+from skentropy._em import (
+    collision_ce_m_step,
+    fairness_coefficients,
+    reverse_ce_m_step,
+    squarem,
+    weighted_mean,
+)
+
+__all__ = [
+    "collision_ce_labels",
+    "collision_ce_objective",
+    "kkt_residual",
+    "reverse_ce_labels",
+    "reverse_ce_objective",
+]
+
+# Share of the uniform distribution mixed into the warm start (1 − ε)σ + ε/K:
+# the EM updates are multiplicative, so an exact zero could never revive.
+_WARM_START_MIX = 1e-2
+# Rows of ``probs`` may deviate this much from summing to one (float32 softmax
+# rows are off by ~1e-7); they are renormalized before solving.
+# Entries below this share of their row's largest entry may snap to zero.
+_SNAP_RELATIVE = 1e-3
+_SIMPLEX_ATOL = {torch.float32: 1e-4, torch.float64: 1e-8}
+
+
+def reverse_ce_labels(
+    probs,
+    *,
+    prior=None,
+    fairness_weight=100.0,
+    tol=1e-6,
+    max_iter=1000,
+    init=None,
+    sample_weight=None,
+    check_input=True,
+    return_n_iter=False,
+):
+    """Pseudo-labels minimizing mean H(σ, y) + λ H(u, ȳ) (reverse cross-entropy).
+
+    Solves min over y (rows on the simplex) of
+    E(y) = −(1/N) Σ_ik σ_ik ln y_ik − λ Σ_k u_k ln ȳ_k, the y-subproblem of the
+    self-labeling loss of entropy-clustering-kmeans-svm eq. 13-14, by the EM
+    algorithm of its eq. 16-17 (E-step S_ik = y_ik / Σ_j y_jk, M-step
+    y_ik = (σ_ik + λ N u_k S_ik) / (1 + λ N Σ_c u_c S_ic)) accelerated by SQUAREM.
+    The problem is convex, so the KKT point reached is a global minimum.
+
+    Parameters
+    ----------
+    probs : torch.Tensor or ndarray of shape (n_samples, n_classes)
+        Model predictions σ; every row on the probability simplex (rows are
+        renormalized; a row may be one-hot or contain exact zeros).
+    prior : array-like of shape (n_classes,), default=None
+        Target cluster proportions u (non-negative, summing to one).
+        ``None`` means uniform.
+    fairness_weight : float, default=100.0
+        The fairness weight λ ≥ 0 (the papers use 100).
+    tol : float, default=1e-6
+        Stop when the relative KKT residual of :func:`kkt_residual` is at most
+        ``tol``. Computations run in float64 whatever the input dtype.
+    max_iter : int, default=1000
+        Maximum number of SQUAREM iterations (each makes three EM updates).
+    init : torch.Tensor or ndarray of shape (n_samples, n_classes), default=None
+        Warm start; ``None`` starts from σ. It is mixed with 1% of the uniform
+        distribution so that every entry starts positive.
+    sample_weight : array-like of shape (n_samples,), default=None
+        Row weights: the means over rows become weighted means.
+    check_input : bool, default=True
+        Validate the input. Pass ``False`` only for input known to be valid
+        (the estimators' training loop).
+    return_n_iter : bool, default=False
+        Also return the number of iterations.
+
+    Returns
+    -------
+    labels : torch.Tensor or ndarray of shape (n_samples, n_classes)
+        The pseudo-labels y, of the type, dtype and device of ``probs``.
+    n_iter : int
+        Number of SQUAREM iterations; only if ``return_n_iter`` is True.
+
+    See Also
+    --------
+    collision_ce_labels : The same problem with the collision cross-entropy.
+
+    Notes
+    -----
+    The solver warns with a ``RuntimeWarning`` when ``max_iter`` is reached
+    before the tolerance.
+
+    References
+    ----------
+    Zhang, Boykov et al., "Revisiting discriminative entropy clustering and its
+    relation to K-means and SVM", eq. 13-17.
+    Varadhan & Roland, "Simple and globally convergent methods for accelerating
+    the convergence of any EM algorithm", Scand. J. Statist. 35, 2008.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skentropy.pseudo_labels import reverse_ce_labels
+    >>> probs = np.array([[0.9, 0.1], [0.8, 0.2], [0.6, 0.4]])
+    >>> y = reverse_ce_labels(probs, fairness_weight=100.0)
+    >>> y.shape
+    (3, 2)
+    >>> np.round(y.mean(axis=0), 2)  # fairness pulls ȳ towards uniform
+    array([0.5, 0.5])
+    """
+    return _solve(
+        "reverse",
+        probs,
+        prior=prior,
+        fairness_weight=fairness_weight,
+        tol=tol,
+        max_iter=max_iter,
+        init=init,
+        sample_weight=sample_weight,
+        check_input=check_input,
+        return_n_iter=return_n_iter,
+    )
+
+
+def collision_ce_labels(
+    probs,
+    *,
+    prior=None,
+    fairness_weight=100.0,
+    tol=1e-6,
+    max_iter=1000,
+    init=None,
+    sample_weight=None,
+    check_input=True,
+    return_n_iter=False,
+):
+    """Pseudo-labels minimizing mean −ln σ·y + λ H(u, ȳ) (collision cross-entropy).
+
+    Solves min over y (rows on the simplex) of
+    E₂(y) = −(1/N) Σ_i ln Σ_k σ_ik y_ik − λ Σ_k u_k ln ȳ_k, the y-subproblem of
+    the collision cross-entropy loss (collision-cross-entropy eq. 11-12), by its
+    EM algorithm: E-step eq. 14, and an exact M-step per row solved for all rows
+    at once: y_k = a_k / (A + 1 − σ_k / x) with a_k = λ N u_k S_k, A = Σ_k a_k
+    and x the root of eq. 17 found by monotone Newton from Lemma 1's point;
+    classes with a_k = 0 use the closed form of supplement C. We scale the
+    fairness coefficients by N so that λ means the same as in
+    :func:`reverse_ce_labels` (eq. 15 of the paper omits it). EM iterations are
+    accelerated by SQUAREM. The optimum may lie on the simplex boundary and
+    need not be unique; its objective value is.
+
+    Parameters
+    ----------
+    probs : torch.Tensor or ndarray of shape (n_samples, n_classes)
+        Model predictions σ; every row on the probability simplex.
+    prior : array-like of shape (n_classes,), default=None
+        Target cluster proportions u. ``None`` means uniform.
+    fairness_weight : float, default=100.0
+        The fairness weight λ ≥ 0. With λ = 0 the solution is one-hot at
+        argmax σ (collision Example 2).
+    tol : float, default=1e-6
+        Stop when the relative KKT residual of :func:`kkt_residual` is at most
+        ``tol``.
+    max_iter : int, default=1000
+        Maximum number of SQUAREM iterations (each makes three EM updates).
+    init : torch.Tensor or ndarray of shape (n_samples, n_classes), default=None
+        Warm start; ``None`` starts from σ, mixed with 1% of uniform.
+    sample_weight : array-like of shape (n_samples,), default=None
+        Row weights: the means over rows become weighted means.
+    check_input : bool, default=True
+        Validate the input.
+    return_n_iter : bool, default=False
+        Also return the number of iterations.
+
+    Returns
+    -------
+    labels : torch.Tensor or ndarray of shape (n_samples, n_classes)
+        The pseudo-labels y, of the type, dtype and device of ``probs``.
+    n_iter : int
+        Number of SQUAREM iterations; only if ``return_n_iter`` is True.
+
+    See Also
+    --------
+    reverse_ce_labels : The same problem with the reverse cross-entropy.
+
+    References
+    ----------
+    Zhang, Boykov et al., "Collision cross-entropy for soft class labels and
+    entropy-based clustering", §4 and supplement B-C.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skentropy.pseudo_labels import collision_ce_labels
+    >>> probs = np.array([[0.9, 0.1], [0.8, 0.2], [0.6, 0.4]])
+    >>> y = collision_ce_labels(probs, fairness_weight=0.0)
+    >>> y  # λ = 0: one-hot at argmax σ
+    array([[1., 0.],
+           [1., 0.],
+           [1., 0.]])
+    """
+    return _solve(
+        "collision",
+        probs,
+        prior=prior,
+        fairness_weight=fairness_weight,
+        tol=tol,
+        max_iter=max_iter,
+        init=init,
+        sample_weight=sample_weight,
+        check_input=check_input,
+        return_n_iter=return_n_iter,
+    )
+
+
+def reverse_ce_objective(probs, labels, *, prior=None, fairness_weight=100.0,
+                         sample_weight=None):
+    """E(y) = −(1/N) Σ_ik σ_ik ln y_ik − λ Σ_k u_k ln ȳ_k (entropy eq. 14).
+
+    Returns a Python float (``inf`` where some σ_ik > 0 meets y_ik = 0).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skentropy.pseudo_labels import reverse_ce_objective
+    >>> probs = np.array([[0.5, 0.5]])
+    >>> round(reverse_ce_objective(probs, probs, fairness_weight=0.0), 4)  # ln 2
+    0.6931
+    """
+    problem = _Problem.from_input(probs, labels, prior, fairness_weight,
+                                  sample_weight, check=True)
+    return float(problem.objective("reverse", problem.init))
+
+
+def collision_ce_objective(probs, labels, *, prior=None, fairness_weight=100.0,
+                           sample_weight=None):
+    """E₂(y) = −(1/N) Σ_i ln σ_i·y_i − λ Σ_k u_k ln ȳ_k (collision eq. 12).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skentropy.pseudo_labels import collision_ce_objective
+    >>> probs = np.array([[0.5, 0.5]])
+    >>> round(collision_ce_objective(probs, probs, fairness_weight=0.0), 4)  # ln 2
+    0.6931
+    """
+    problem = _Problem.from_input(probs, labels, prior, fairness_weight,
+                                  sample_weight, check=True)
+    return float(problem.objective("collision", problem.init))
+
+
+def kkt_residual(probs, labels, *, loss="reverse", prior=None,
+                 fairness_weight=100.0, sample_weight=None):
+    """Relative KKT residual of pseudo-labels y, the solvers' stopping rule.
+
+    With the gradient scaled per row to O(1), G_ik = N ∂E/∂y_ik
+    (−σ_ik / y_ik − λ u_k / ȳ_k for the reverse cross-entropy,
+    −σ_ik / σ_i·y_i − λ u_k / ȳ_k for the collision one) and
+    μ_i = Σ_k y_ik G_ik, the residual is
+
+        max_ik |y_ik (G_ik − μ_i)| / max(1, |μ_i|)
+        + max_{ik : y_ik = 0} max(0, μ_i − G_ik) / max(1, |μ_i|),
+
+    complementarity plus dual feasibility of the simplex constraints. It is 0
+    exactly at the minimum (the problems are convex). Rows with zero weight do
+    not take part.
+
+    Parameters
+    ----------
+    probs, labels : array-like of shape (n_samples, n_classes)
+        σ and y.
+    loss : {"reverse", "collision"}, default="reverse"
+        Which problem.
+    prior, fairness_weight, sample_weight
+        As in :func:`reverse_ce_labels`.
+
+    Returns
+    -------
+    residual : float
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skentropy.pseudo_labels import kkt_residual, reverse_ce_labels
+    >>> probs = np.array([[0.9, 0.1], [0.3, 0.7]])
+    >>> y = reverse_ce_labels(probs)
+    >>> kkt_residual(probs, y) <= 1e-6
+    True
+    """
+    if loss not in ("reverse", "collision"):
+        raise ValueError(f"loss must be 'reverse' or 'collision', got {loss!r}.")
+    problem = _Problem.from_input(probs, labels, prior, fairness_weight,
+                                  sample_weight, check=True)
+    return float(problem.kkt_residual(loss, problem.init))
+
+
+class _Problem:
+    """A validated pseudo-label problem in float64 torch tensors."""
+
+    def __init__(self, probs, init, prior, fairness_weight, weights):
+        self.probs = probs
+        self.init = init
+        self.prior = prior
+        self.fairness_weight = fairness_weight
+        self.weights = weights
+
+    @classmethod
+    def from_input(cls, probs, init, prior, fairness_weight, sample_weight, check):
+        probs64 = torch.as_tensor(probs).to(torch.float64)
+        device = probs64.device
+        if check:
+            _check_probs(probs, probs64)
+            fairness_weight = _check_fairness_weight(fairness_weight)
+        n_samples, n_classes = probs64.shape
+        probs64 = probs64 / probs64.sum(dim=1, keepdim=True)
+        if prior is None:
+            prior64 = torch.full((n_classes,), 1.0 / n_classes, dtype=torch.float64,
+                                 device=device)
+        else:
+            prior64 = torch.as_tensor(prior, device=device).to(torch.float64)
+            if check:
+                _check_prior(prior64, n_classes)
+            prior64 = prior64 / prior64.sum()
+        if sample_weight is None:
+            weights = torch.full((n_samples,), 1.0 / n_samples, dtype=torch.float64,
+                                 device=device)
+        else:
+            weights = torch.as_tensor(sample_weight, device=device).to(torch.float64)
+            if check:
+                _check_sample_weight(weights, n_samples)
+            weights = weights / weights.sum()
+        if init is None:
+            init64 = probs64
+        else:
+            init64 = torch.as_tensor(init, device=device).to(torch.float64)
+            if check:
+                _check_probs(init, init64, name="init", shape=probs64.shape)
+            init64 = init64 / init64.sum(dim=1, keepdim=True)
+        return cls(probs64, init64, prior64, float(fairness_weight), weights)
+
+    def warm_start(self):
+        n_classes = self.probs.shape[1]
+        return (1.0 - _WARM_START_MIX) * self.init + _WARM_START_MIX / n_classes
+
+    def em_map(self, loss):
+        m_step = reverse_ce_m_step if loss == "reverse" else collision_ce_m_step
+
+        def em_step(y):
+            coef = fairness_coefficients(y, self.weights, self.prior,
+                                         self.fairness_weight)
+            return m_step(self.probs, coef)
+
+        return em_step
+
+    def fairness_term(self, y):
+        """−λ Σ_k u_k ln ȳ_k, i.e. λ H(u, ȳ)."""
+        y_bar = weighted_mean(y, self.weights)
+        weighted_prior = self.fairness_weight * self.prior
+        return -torch.special.xlogy(weighted_prior, y_bar).sum()
+
+    def objective(self, loss, y):
+        if loss == "reverse":
+            per_row = -torch.special.xlogy(self.probs, y).sum(dim=1)
+        else:
+            per_row = -torch.log((self.probs * y).sum(dim=1))
+        return self.weights @ per_row + self.fairness_term(y)
+
+    def scaled_gradient(self, loss, y):
+        """G_ik = N ∂E/∂y_ik, μ_i = Σ_k y_ik G_ik and max(1, |μ_i|)."""
+        y_bar = weighted_mean(y, self.weights)
+        weighted_prior = self.fairness_weight * self.prior
+        fair = torch.where(y_bar > 0, weighted_prior / y_bar,
+                           torch.where(weighted_prior > 0, torch.inf, 0.0))
+        if loss == "reverse":
+            ce = torch.where(self.probs > 0, self.probs / y, 0.0)
+        else:
+            ce = self.probs / (self.probs * y).sum(dim=1, keepdim=True)
+        grad = -ce - fair
+        mu = torch.where(y > 0, y * grad, 0.0).sum(dim=1, keepdim=True)
+        return grad, mu, mu.abs().clamp_min(1.0)
+
+    def snap(self, loss, y):
+        """Zero the small entries whose KKT conditions say they vanish.
+
+        An entry y_ik > 0 with G_ik > μ_i loses mass to its row at first order;
+        once it is below ``_SNAP_RELATIVE`` of its row's largest entry it is set
+        to zero (the row renormalized). The reverse cross-entropy keeps every
+        entry with σ_ik > 0 positive (log barrier), so only its σ_ik = 0 entries
+        may snap. Returns None when nothing snaps.
+        """
+        grad, mu, scale = self.scaled_gradient(loss, y)
+        floor = _SNAP_RELATIVE * y.amax(dim=1, keepdim=True)
+        vanish = (y > 0) & (y < floor) & (grad - mu > _SNAP_RELATIVE * scale)
+        if loss == "reverse":
+            vanish &= self.probs == 0
+        revive = (y == 0) & (mu - grad > _SNAP_RELATIVE * scale)
+        if not bool((vanish | revive).any()):
+            return None
+        y = torch.where(vanish, 0.0, torch.where(revive, floor, y))
+        return y / y.sum(dim=1, keepdim=True)
+
+    def kkt_residual(self, loss, y):
+        grad, mu, scale = self.scaled_gradient(loss, y)
+        active = (self.weights > 0)[:, None]
+        slack = torch.where(active & (y > 0), y * (grad - mu), 0.0).abs() / scale
+        violation = torch.where(active & (y == 0), (mu - grad).clamp_min(0.0),
+                                0.0) / scale
+        return slack.amax() + violation.amax()
+
+
+def _solve(loss, probs, *, prior, fairness_weight, tol, max_iter, init,
+           sample_weight, check_input, return_n_iter):
+    if check_input:
+        tol, max_iter = _check_stopping(tol, max_iter)
+    problem = _Problem.from_input(probs, init, prior, fairness_weight,
+                                  sample_weight, check=check_input)
+    y, n_iter, converged = squarem(
+        problem.em_map(loss),
+        lambda y: problem.objective(loss, y),
+        lambda y: bool(problem.kkt_residual(loss, y) <= tol),
+        problem.warm_start(),
+        max_iter,
+        snap=(lambda y: problem.snap(loss, y)) if loss == "reverse" else None,
+    )
+    if not converged and problem.kkt_residual(loss, y) > tol:
+        import warnings
+
+        warnings.warn(
+            f"The {loss} cross-entropy pseudo-label solver stopped at max_iter="
+            f"{max_iter} with KKT residual {float(problem.kkt_residual(loss, y)):.2e}"
+            f" > tol={tol}; increase max_iter.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+    labels = _like(y, probs)
+    return (labels, n_iter) if return_n_iter else labels
+
+
+def _like(y, reference):
+    """y in the type, dtype and device of ``reference``."""
+    if isinstance(reference, torch.Tensor):
+        return y.to(dtype=reference.dtype, device=reference.device)
+    dtype = np.asarray(reference).dtype
+    dtype = dtype if np.issubdtype(dtype, np.floating) else np.float64
+    return y.cpu().numpy().astype(dtype, copy=False)
+
+
+def _check_probs(raw, probs, name="probs", shape=None):
+    if probs.ndim != 2:
+        raise ValueError(f"{name} must be a 2-D array (n_samples, n_classes), got "
+                         f"{probs.ndim} dimension(s).")
+    if shape is not None and probs.shape != shape:
+        raise ValueError(f"{name} must have shape {tuple(shape)}, got "
+                         f"{tuple(probs.shape)}.")
+    if probs.shape[0] < 1 or probs.shape[1] < 1:
+        raise ValueError(f"{name} must have at least one row and one column, got "
+                         f"shape {tuple(probs.shape)}.")
+    if not bool(torch.isfinite(probs).all()):
+        raise ValueError(f"{name} contains NaN or infinity.")
+    if bool((probs < 0).any()):
+        raise ValueError(f"{name} contains negative entries; rows must lie on the "
+                         "probability simplex.")
+    single = (raw.dtype == torch.float32 if isinstance(raw, torch.Tensor)
+              else np.asarray(raw).dtype == np.float32)
+    atol = _SIMPLEX_ATOL[torch.float32 if single else torch.float64]
+    gap = (probs.sum(dim=1) - 1.0).abs().max()
+    if gap > atol:
+        raise ValueError(f"Rows of {name} must sum to one (probability simplex); "
+                         f"the largest deviation is {float(gap):.3g} > {atol:g}.")
+
+
+def _check_prior(prior, n_classes):
+    if prior.shape != (n_classes,):
+        raise ValueError(f"prior must have shape ({n_classes},) to match the number "
+                         f"of classes, got {tuple(prior.shape)}.")
+    if not bool(torch.isfinite(prior).all()) or bool((prior < 0).any()):
+        raise ValueError("prior must contain finite non-negative proportions.")
+    if abs(float(prior.sum()) - 1.0) > 1e-6:
+        raise ValueError(f"prior must sum to one, got {float(prior.sum()):.6g}.")
+
+
+def _check_sample_weight(weights, n_samples):
+    if weights.shape != (n_samples,):
+        raise ValueError(f"sample_weight must have shape ({n_samples},), got "
+                         f"{tuple(weights.shape)}.")
+    if not bool(torch.isfinite(weights).all()) or bool((weights < 0).any()):
+        raise ValueError("sample_weight must be finite and non-negative.")
+    if not bool(weights.sum() > 0):
+        raise ValueError("sample_weight must have a positive sum.")
+
+
+def _check_fairness_weight(fairness_weight):
+    try:
+        value = float(fairness_weight)
+    except (TypeError, ValueError):
+        raise ValueError(f"fairness_weight must be a real number, got "
+                         f"{fairness_weight!r}.") from None
+    if not np.isfinite(value) or value < 0:
+        raise ValueError(f"fairness_weight must be finite and non-negative, got "
+                         f"{fairness_weight!r}.")
+    return value
+
+
+def _check_stopping(tol, max_iter):
+    if not (isinstance(tol, int | float) and np.isfinite(tol) and tol > 0):
+        raise ValueError(f"tol must be a positive number, got {tol!r}.")
+    if not (isinstance(max_iter, int | np.integer) and max_iter >= 1):
+        raise ValueError(f"max_iter must be a positive integer, got {max_iter!r}.")
+    return float(tol), int(max_iter)
