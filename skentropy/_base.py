@@ -331,8 +331,11 @@ class _BaseEntropyClustering(
             prior = _to_tensor(prior, like=parameter)
         total_loss = torch.zeros((), dtype=parameter.dtype, device=parameter.device)
         for rows in _shuffled_batches(X.shape[0], self.batch_size, generator):
+            if not sample_weight[rows].any():
+                continue  # zero weights drop rows, and here a whole batch
             weight = _to_tensor(sample_weight[rows], like=parameter)
-            log_probs = torch.log_softmax(head(_to_tensor(X[rows], like=parameter)), 1)
+            X_batch = _to_tensor(X[rows], like=parameter)
+            log_probs = torch.log_softmax(head(X_batch), dim=1)
             loss = self._batch_loss(log_probs, prior, weight)
             loss = loss + self.gamma * losses.margin(head.margin_weight)
             optimizer.zero_grad()
@@ -410,12 +413,11 @@ class _BaseEntropyClustering(
     def _log_probs(self, head, X):
         """ln σ of all rows of X, computed batch by batch."""
         parameter = next(head.parameters())
-        return torch.cat(
-            [
-                torch.log_softmax(head(_to_tensor(X[start:stop], like=parameter)), 1)
-                for start, stop in _batch_bounds(X.shape[0], self.batch_size)
-            ]
-        )
+        logits = [
+            head(_to_tensor(X[start:stop], like=parameter))
+            for start, stop in _batch_bounds(X.shape[0], self.batch_size)
+        ]
+        return torch.log_softmax(torch.cat(logits), dim=1)
 
     def _labels(self, head, X):
         return self._log_probs(head, X).argmax(dim=1).cpu().numpy()

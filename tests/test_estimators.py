@@ -140,10 +140,14 @@ def test_pickle_and_joblib_round_trips(Estimator, digits, tmp_path):
 
 
 @each_estimator
-def test_same_random_state_gives_identical_results(Estimator, digits):
+def test_same_random_state_gives_identical_results(
+    Estimator, digits, global_random_seed
+):
     X, _ = digits
+    seed = global_random_seed
     first, second, other = (
-        fit_quietly(make_fast(Estimator, random_state=seed), X) for seed in (1, 1, 2)
+        fit_quietly(make_fast(Estimator, random_state=state), X)
+        for state in (seed, seed, seed + 1)
     )
     assert_array_equal(first.labels_, second.labels_)
     assert_array_equal(first.coef_, second.coef_)
@@ -163,12 +167,13 @@ def test_trains_in_the_input_dtype(Estimator, digits, dtype):
 
 
 @each_estimator
-def test_read_only_memmap(Estimator, digits, tmp_path):
+def test_read_only_memmap(Estimator, digits, tmp_path, global_random_seed):
     X, _ = digits
     np.save(tmp_path / "X.npy", X)
     X_map = np.load(tmp_path / "X.npy", mmap_mode="r")
-    estimator = fit_quietly(make_fast(Estimator, max_iter=2), X_map)
-    in_memory = fit_quietly(make_fast(Estimator, max_iter=2), X)
+    params = {"max_iter": 2, "random_state": global_random_seed}
+    estimator = fit_quietly(make_fast(Estimator, **params), X_map)
+    in_memory = fit_quietly(make_fast(Estimator, **params), X)
     assert_array_equal(estimator.labels_, in_memory.labels_)
     estimator.partial_fit(X_map)
     assert_array_equal(estimator.predict(X_map), estimator.predict(X))
@@ -188,10 +193,11 @@ def test_predict_proba_transform_and_predict_agree(Estimator, digits):
 
 
 @each_estimator
-def test_fit_predict_equals_fit_then_predict(Estimator, digits):
+def test_fit_predict_equals_fit_then_predict(Estimator, digits, global_random_seed):
     X, _ = digits
-    sample_weight = np.random.RandomState(0).uniform(0.5, 2.0, size=X.shape[0])
-    estimator = make_fast(Estimator, max_iter=3)
+    rng = np.random.RandomState(global_random_seed)
+    sample_weight = rng.uniform(0.5, 2.0, size=X.shape[0])
+    estimator = make_fast(Estimator, max_iter=3, random_state=global_random_seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         labels = estimator.fit_predict(X, sample_weight=sample_weight)
@@ -224,9 +230,11 @@ def test_training_raises_the_score(digits):
 
 
 @each_estimator
-def test_partial_fit_runs_one_epoch_per_call(Estimator, digits):
+def test_partial_fit_runs_one_epoch_per_call(Estimator, digits, global_random_seed):
     X, _ = digits
-    estimator = Estimator(n_clusters=10, batch_size=250, random_state=0)
+    estimator = Estimator(
+        n_clusters=10, batch_size=250, random_state=global_random_seed
+    )
     for n_calls in (1, 2, 3):
         estimator.partial_fit(X)
         assert estimator.n_iter_ == n_calls
@@ -287,6 +295,25 @@ def test_margin_term_leaves_the_bias_free(Estimator, digits):
     assert np.abs(estimator.coef_).max() < 1e-3
     assert np.ptp(estimator.intercept_) > 1.0
     assert estimator.predict_proba(X).mean(axis=0).argmax() == 0
+
+
+@each_estimator
+def test_prior_sets_the_cluster_proportions(Estimator, digits):
+    X, _ = digits
+    estimator = fit_quietly(
+        Estimator(n_clusters=2, prior=[0.8, 0.2], max_iter=30, random_state=0), X
+    )
+    proportions = np.bincount(estimator.labels_, minlength=2) / X.shape[0]
+    assert_allclose(proportions, [0.8, 0.2], atol=0.1)
+
+
+@each_estimator
+def test_n_init_keeps_the_training_with_the_lowest_loss(Estimator, digits):
+    # The first of several initializations is the single one of n_init=1.
+    X, _ = digits
+    single = fit_quietly(make_fast(Estimator), X)
+    best_of_three = fit_quietly(make_fast(Estimator, n_init=3), X)
+    assert best_of_three.loss_curve_[-1] <= single.loss_curve_[-1]
 
 
 def test_stops_early_once_the_loss_stops_improving(digits):
