@@ -14,15 +14,30 @@ with ȳ = (1/N) Σ_i y_i, u the target cluster proportions (``prior``) and λ th
 fairness weight. −λ Σ u ln ȳ equals λ KL(u‖ȳ) up to a constant ("strong
 fairness"). With ``sample_weight`` the means over rows become weighted means.
 
-Both solvers run the papers' EM algorithm (E-step eq. 16, M-steps eq. 17 and
-collision eq. 16-17 with supplement C), accelerated by SQUAREM and started from
-a strictly positive point, and stop when the relative KKT residual
-(:func:`kkt_residual`) is at most ``tol``.
+Both problems are solved exactly, to a relative KKT residual (:func:`kkt_residual`)
+of at most ``tol``, with every step vectorized over rows:
+
+* reverse cross-entropy: the papers' EM algorithm (E-step eq. 16, M-step
+  eq. 17) accelerated by SQUAREM, then, if it has not converged, Newton's method
+  on the K dual variables β_k = λu_k/ȳ_k with a per-row one-dimensional root
+  (``skentropy._reverse_dual``), then EM again where that dual is not smooth;
+* collision cross-entropy: Newton's method on its dual (per-row solutions on a
+  vertex or an edge of the simplex), a primal-dual interior point method on
+  candidate classes where the dual has kinks, and a structured Newton method as
+  the last resort (``skentropy._collision_dual``).
+
+``method="em"`` runs the papers' EM alone (collision eq. 14-17 with
+supplement C for the collision loss), accelerated by SQUAREM and warm-started
+from ``init``: the estimators use it with a loose tolerance (see their
+``em_tol``).
 """
+
+import warnings
 
 import numpy as np
 import torch
 
+from skentropy._collision_dual import solve_collision_dual
 from skentropy._em import (
     collision_ce_m_step,
     fairness_coefficients,
@@ -30,6 +45,7 @@ from skentropy._em import (
     squarem,
     weighted_mean,
 )
+from skentropy._reverse_dual import solve_reverse_dual
 
 __all__ = [
     "collision_ce_labels",
@@ -44,6 +60,10 @@ __all__ = [
 _WARM_START_MIX = 1e-2
 # Rows of ``probs`` may deviate this much from summing to one (float32 softmax
 # rows are off by ~1e-7); they are renormalized before solving.
+# The reverse solver's schedule: SQUAREM-EM iterations before the dual
+# Newton method takes over, and that method's iteration cap.
+_EM_FIRST_ITER = 30
+_DUAL_MAX_ITER = 50
 # Entries below this share of their row's largest entry may snap to zero.
 _SNAP_RELATIVE = 1e-3
 _SIMPLEX_ATOL = {torch.float32: 1e-4, torch.float64: 1e-8}
@@ -58,6 +78,7 @@ def reverse_ce_labels(
     max_iter=1000,
     init=None,
     sample_weight=None,
+    method="auto",
     check_input=True,
     return_n_iter=False,
 ):
@@ -65,10 +86,13 @@ def reverse_ce_labels(
 
     Solves min over y (rows on the simplex) of
     E(y) = −(1/N) Σ_ik σ_ik ln y_ik − λ Σ_k u_k ln ȳ_k, the y-subproblem of the
-    self-labeling loss of entropy-clustering-kmeans-svm eq. 13-14, by the EM
+    self-labeling loss of entropy-clustering-kmeans-svm eq. 13-14. The EM
     algorithm of its eq. 16-17 (E-step S_ik = y_ik / Σ_j y_jk, M-step
-    y_ik = (σ_ik + λ N u_k S_ik) / (1 + λ N Σ_c u_c S_ic)) accelerated by SQUAREM.
-    The problem is convex, so the KKT point reached is a global minimum.
+    y_ik = (σ_ik + λ N u_k S_ik) / (1 + λ N Σ_c u_c S_ic)), accelerated by
+    SQUAREM, runs first; when it contracts slowly (large λ or N) Newton's method
+    on the dual variables β_k = λu_k/ȳ_k finishes the solve, each row then
+    being y_ik = σ_ik/(c_i − β_k) with c_i a one-dimensional root. The problem
+    is convex, so the KKT point reached is a global minimum.
 
     Parameters
     ----------
@@ -84,12 +108,17 @@ def reverse_ce_labels(
         Stop when the relative KKT residual of :func:`kkt_residual` is at most
         ``tol``. Computations run in float64 whatever the input dtype.
     max_iter : int, default=1000
-        Maximum number of SQUAREM iterations (each makes three EM updates).
+        Maximum number of iterations: SQUAREM iterations (each makes three EM
+        updates) and dual Newton iterations together.
     init : torch.Tensor or ndarray of shape (n_samples, n_classes), default=None
-        Warm start; ``None`` starts from σ. It is mixed with 1% of the uniform
-        distribution so that every entry starts positive.
+        Warm start of the EM; ``None`` starts from σ. It is mixed with 1% of the
+        uniform distribution so that every entry starts positive.
     sample_weight : array-like of shape (n_samples,), default=None
         Row weights: the means over rows become weighted means.
+    method : {"auto", "em"}, default="auto"
+        ``"auto"``: EM, then the dual Newton method if needed (exact and fast
+        for every λ and size). ``"em"``: the papers' EM alone, accelerated by
+        SQUAREM; it may need many iterations for a tight ``tol`` at large λ.
     check_input : bool, default=True
         Validate the input. Pass ``False`` only for input known to be valid
         (the estimators' training loop).
@@ -101,7 +130,7 @@ def reverse_ce_labels(
     labels : torch.Tensor or ndarray of shape (n_samples, n_classes)
         The pseudo-labels y, of the type, dtype and device of ``probs``.
     n_iter : int
-        Number of SQUAREM iterations; only if ``return_n_iter`` is True.
+        Number of iterations made; only if ``return_n_iter`` is True.
 
     See Also
     --------
@@ -139,6 +168,7 @@ def reverse_ce_labels(
         max_iter=max_iter,
         init=init,
         sample_weight=sample_weight,
+        method=method,
         check_input=check_input,
         return_n_iter=return_n_iter,
     )
@@ -153,6 +183,7 @@ def collision_ce_labels(
     max_iter=1000,
     init=None,
     sample_weight=None,
+    method="auto",
     check_input=True,
     return_n_iter=False,
 ):
@@ -160,15 +191,20 @@ def collision_ce_labels(
 
     Solves min over y (rows on the simplex) of
     E₂(y) = −(1/N) Σ_i ln Σ_k σ_ik y_ik − λ Σ_k u_k ln ȳ_k, the y-subproblem of
-    the collision cross-entropy loss (collision-cross-entropy eq. 11-12), by its
-    EM algorithm: E-step eq. 14, and an exact M-step per row solved for all rows
-    at once: y_k = a_k / (A + 1 − σ_k / x) with a_k = λ N u_k S_k, A = Σ_k a_k
-    and x the root of eq. 17 found by monotone Newton from Lemma 1's point;
-    classes with a_k = 0 use the closed form of supplement C. We scale the
-    fairness coefficients by N so that λ means the same as in
-    :func:`reverse_ce_labels` (eq. 15 of the paper omits it). EM iterations are
-    accelerated by SQUAREM. The optimum may lie on the simplex boundary and
-    need not be unique; its objective value is.
+    the collision cross-entropy loss (collision-cross-entropy eq. 11-12). The
+    default method maximizes the concave dual over β_k = λu_k/ȳ_k by Newton's
+    method, each row's optimum being a vertex or an edge of the simplex; where
+    that dual has kinks (rows whose optimum spreads over three or more classes)
+    a primal-dual interior point method on candidate classes, and as the last
+    resort a structured Newton method, reach the optimum. ``method="em"`` runs
+    the paper's EM instead: E-step eq. 14 and an exact M-step per row solved
+    for all rows at once, y_k = a_k / (A + 1 − σ_k / x) with a_k = λ N u_k S_k,
+    A = Σ_k a_k and x the root of eq. 17 found by monotone Newton from
+    Lemma 1's point (classes with a_k = 0: the closed form of supplement C),
+    accelerated by SQUAREM. We scale the fairness coefficients by N so that λ
+    means the same as in :func:`reverse_ce_labels` (eq. 15 of the paper omits
+    it). The optimum often lies on the simplex boundary and need not be unique;
+    its objective value is.
 
     Parameters
     ----------
@@ -183,11 +219,17 @@ def collision_ce_labels(
         Stop when the relative KKT residual of :func:`kkt_residual` is at most
         ``tol``.
     max_iter : int, default=1000
-        Maximum number of SQUAREM iterations (each makes three EM updates).
+        Maximum number of iterations (Newton or interior point iterations; for
+        ``method="em"`` SQUAREM iterations, each making three EM updates).
     init : torch.Tensor or ndarray of shape (n_samples, n_classes), default=None
-        Warm start; ``None`` starts from σ, mixed with 1% of uniform.
+        Warm start of ``method="em"`` (the default method starts from its
+        dual and ignores it); ``None`` starts from σ, mixed with 1% of uniform.
     sample_weight : array-like of shape (n_samples,), default=None
         Row weights: the means over rows become weighted means.
+    method : {"auto", "em"}, default="auto"
+        ``"auto"``: the exact dual and interior point solver. ``"em"``: the
+        paper's EM accelerated by SQUAREM, which creeps towards boundary optima
+        (use a loose ``tol``).
     check_input : bool, default=True
         Validate the input.
     return_n_iter : bool, default=False
@@ -198,7 +240,7 @@ def collision_ce_labels(
     labels : torch.Tensor or ndarray of shape (n_samples, n_classes)
         The pseudo-labels y, of the type, dtype and device of ``probs``.
     n_iter : int
-        Number of SQUAREM iterations; only if ``return_n_iter`` is True.
+        Number of iterations made; only if ``return_n_iter`` is True.
 
     See Also
     --------
@@ -229,6 +271,7 @@ def collision_ce_labels(
         max_iter=max_iter,
         init=init,
         sample_weight=sample_weight,
+        method=method,
         check_input=check_input,
         return_n_iter=return_n_iter,
     )
@@ -430,31 +473,73 @@ class _Problem:
 
 
 def _solve(loss, probs, *, prior, fairness_weight, tol, max_iter, init,
-           sample_weight, check_input, return_n_iter):
+           sample_weight, method, check_input, return_n_iter):
     if check_input:
         tol, max_iter = _check_stopping(tol, max_iter)
+        if method not in ("auto", "em"):
+            raise ValueError(f"method must be 'auto' or 'em', got {method!r}.")
     problem = _Problem.from_input(probs, init, prior, fairness_weight,
                                   sample_weight, check=check_input)
-    y, n_iter, converged = squarem(
-        problem.em_map(loss),
-        lambda y: problem.objective(loss, y),
-        lambda y: bool(problem.kkt_residual(loss, y) <= tol),
-        problem.warm_start(),
-        max_iter,
-        snap=(lambda y: problem.snap(loss, y)) if loss == "reverse" else None,
-    )
-    if not converged and problem.kkt_residual(loss, y) > tol:
-        import warnings
-
+    if method == "em":
+        y, n_iter, _ = _run_em(problem, loss, tol, problem.warm_start(), max_iter)
+    elif loss == "reverse":
+        y, n_iter = _solve_reverse(problem, tol, max_iter)
+    else:
+        y, n_iter, _ = solve_collision_dual(problem.probs, problem.weights,
+                                            problem.prior, problem.fairness_weight,
+                                            tol, max_iter)
+    residual = float(problem.kkt_residual(loss, y))
+    if residual > tol:
         warnings.warn(
-            f"The {loss} cross-entropy pseudo-label solver stopped at max_iter="
-            f"{max_iter} with KKT residual {float(problem.kkt_residual(loss, y)):.2e}"
-            f" > tol={tol}; increase max_iter.",
+            f"The {loss} cross-entropy pseudo-label solver stopped after {n_iter} "
+            f"iterations (max_iter={max_iter}) with KKT residual {residual:.2e} > "
+            f"tol={tol}; increase max_iter or tol.",
             RuntimeWarning,
             stacklevel=3,
         )
     labels = _like(y, probs)
     return (labels, n_iter) if return_n_iter else labels
+
+
+def _run_em(problem, loss, tol, y, max_iter):
+    """The papers' EM from y, accelerated by SQUAREM; returns (y, n_iter, converged)."""
+    return squarem(
+        problem.em_map(loss),
+        lambda y: problem.objective(loss, y),
+        lambda y: bool(problem.kkt_residual(loss, y) <= tol),
+        y,
+        max_iter,
+        snap=(lambda y: problem.snap(loss, y)) if loss == "reverse" else None,
+    )
+
+
+def _solve_reverse(problem, tol, max_iter):
+    """SQUAREM-EM, then Newton's method on the dual, then EM again if needed.
+
+    SQUAREM-EM is fastest when few rows share many classes (N = 1 converges in
+    one iteration) and brings the dual near its optimum; the dual Newton
+    method finishes the large-λ and large-N problems where EM contracts
+    slowly; where the dual is not smooth at the optimum (σ_ik = 0 entries that
+    take mass in rows with tied multipliers) EM polishes its result. Returns
+    (y, iterations of all stages).
+    """
+    loss = "reverse"
+    y, n_iter, converged = _run_em(problem, loss, tol, problem.warm_start(),
+                                   min(max_iter, _EM_FIRST_ITER))
+    if converged or n_iter >= max_iter:
+        return y, n_iter
+    y_dual, more, converged = solve_reverse_dual(
+        problem.probs, problem.weights, problem.prior, problem.fairness_weight,
+        tol, min(max_iter - n_iter, _DUAL_MAX_ITER), init=y)
+    n_iter += more
+    if problem.kkt_residual(loss, y_dual) < problem.kkt_residual(loss, y):
+        y = y_dual
+    if converged or n_iter >= max_iter:
+        return y, n_iter
+    n_classes = y.shape[1]
+    y = (1.0 - _WARM_START_MIX) * y + _WARM_START_MIX / n_classes
+    y, more, _ = _run_em(problem, loss, tol, y, max_iter - n_iter)
+    return y, n_iter + more
 
 
 def _like(y, reference):
