@@ -3,7 +3,11 @@
 :class:`_BaseEntropyClustering` holds the parameters, the mini-batch training
 loop and the whole public API. A concrete estimator implements one hook,
 :meth:`~_BaseEntropyClustering._batch_loss`: its loss on one mini-batch without
-the margin term γ‖v‖², which the base adds.
+the margin term γ‖v‖² and without the cross-entropy on labeled samples of
+weak supervision (``semi_supervised``), which the base adds. The base also
+builds the heads (:meth:`~_BaseEntropyClustering._make_head`: linear or
+Norm-FC), trains ``n_heads`` of them at once and keeps the one with the
+lowest training loss.
 """
 
 import warnings
@@ -25,15 +29,19 @@ from sklearn.utils import check_array, check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import (
     _check_sample_weight,
+    check_consistent_length,
     check_is_fitted,
+    column_or_1d,
     validate_data,
 )
+from torch import nn
 from tqdm.auto import tqdm
 
 from skentropy import losses
-from skentropy._heads import LinearHead
+from skentropy._heads import LinearHead, NormFCHead
 
 _OPTIMIZERS = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam}
+_HEADS = {"linear": LinearHead, "normfc": NormFCHead}
 
 # A new head is seeded by k-means++ on at most this many mini-batches of rows
 # (MiniBatchKMeans' init_size is also 3 batches).
@@ -46,9 +54,14 @@ class _BaseEntropyClustering(
     """Base class for the discriminative entropy clustering estimators.
 
     Trains a softmax head σ(vᵀx + b) on mini-batches of X to minimize the loss
-    of the subclass plus the margin term γ‖v‖² (bias excluded), and provides
-    ``fit``, ``partial_fit``, ``predict``, ``predict_proba``, ``transform`` and
-    ``score``.
+    of the subclass plus the margin term γ‖v‖² (bias excluded), plus, with
+    ``semi_supervised=True``, the mean cross-entropy −ln σ_{i,y_i} of the
+    labeled samples of the mini-batch, and provides ``fit``, ``partial_fit``,
+    ``predict``, ``predict_proba``, ``transform`` and ``score``.
+
+    The parameters ``head``, ``n_heads``, ``temperature`` and
+    ``semi_supervised`` have defaults here, so that a subclass that does not
+    list them in its ``__init__`` still works (without them being tunable).
     """
 
     _parameter_constraints: dict = {
@@ -68,6 +81,10 @@ class _BaseEntropyClustering(
         "random_state": ["random_state"],
         "verbose": ["verbose"],
         "device": [StrOptions({"auto", "cpu", "cuda"})],
+        "head": [StrOptions(set(_HEADS))],
+        "n_heads": [Interval(Integral, 1, None, closed="left")],
+        "temperature": [Interval(Real, 0, None, closed="neither")],
+        "semi_supervised": ["boolean"],
     }
 
     def __init__(
@@ -89,6 +106,10 @@ class _BaseEntropyClustering(
         random_state,
         verbose,
         device,
+        head="linear",
+        n_heads=1,
+        temperature=0.1,
+        semi_supervised=False,
     ):
         self.n_clusters = n_clusters
         self.gamma = gamma
@@ -106,10 +127,17 @@ class _BaseEntropyClustering(
         self.random_state = random_state
         self.verbose = verbose
         self.device = device
+        self.head = head
+        self.n_heads = n_heads
+        self.temperature = temperature
+        self.semi_supervised = semi_supervised
 
     @abstractmethod
     def _batch_loss(self, log_probs, prior, sample_weight):
         """Loss of one mini-batch, without the margin term γ‖v‖².
+
+        The base adds the margin term and, with ``semi_supervised=True``, the
+        cross-entropy of the labeled rows of the batch.
 
         Parameters
         ----------
@@ -132,12 +160,31 @@ class _BaseEntropyClustering(
             raise ValueError(
                 f"n_samples={X.shape[0]} should be >= n_clusters={self.n_clusters}."
             )
-        if self._continues_training() and self._n_features_out != self.n_clusters:
-            raise ValueError(
-                f"warm_start=True cannot continue with n_clusters={self.n_clusters}"
-                f" from a model fitted with {self._n_features_out} clusters; set "
-                "warm_start=False to fit a new model."
-            )
+
+    def _check_continuation(self):
+        """Check that training can continue from the fitted heads."""
+        fitted = {
+            "n_clusters": self._n_features_out,
+            "head": self._head_config["head"],
+            "n_heads": self._head_config["n_heads"],
+        }
+        for name, value in fitted.items():
+            if getattr(self, name) != value:
+                raise ValueError(
+                    f"Training cannot continue with {name}={getattr(self, name)!r} "
+                    f"from a model fitted with {name}={value!r}; fit a new model "
+                    "(with warm_start=False)."
+                )
+
+    def _check_partial_labels(self, y, n_samples):
+        """Labels of weak supervision as int64 (−1 = unlabeled), or None.
+
+        ``None`` when ``semi_supervised`` is False (y is ignored), when y is
+        None, or when no sample is labeled.
+        """
+        if not self.semi_supervised:
+            return None
+        return _partial_labels(y, n_samples, self.n_clusters)
 
     def _continues_training(self):
         """Whether ``fit`` starts from the fitted parameters (``warm_start``)."""
@@ -148,8 +195,9 @@ class _BaseEntropyClustering(
         """Train the clustering model on X.
 
         Runs ``n_init`` trainings of at most ``max_iter`` epochs each (a single
-        one continuing from the fitted parameters if ``warm_start``) and keeps
-        the one with the lowest training loss in its last epoch.
+        one continuing from the fitted parameters if ``warm_start``), each of
+        ``n_heads`` heads at once, and keeps the head with the lowest training
+        loss in its last epoch.
 
         Parameters
         ----------
@@ -158,8 +206,10 @@ class _BaseEntropyClustering(
             float64. Only mini-batches are copied, so read-only memory maps
             work.
 
-        y : Ignored
-            Not used, present here for API consistency by convention.
+        y : array-like of shape (n_samples,), default=None
+            Ignored unless ``semi_supervised=True``. Then the cluster (class)
+            index in ``0..n_clusters - 1`` of each labeled sample and -1 for
+            each unlabeled one; ``None`` means that no sample is labeled.
 
         sample_weight : array-like of shape (n_samples,), default=None
             Weights of the samples in the losses. ``None`` gives every sample
@@ -173,6 +223,9 @@ class _BaseEntropyClustering(
         warm = self._continues_training()
         X = validate_data(self, X, dtype=[np.float64, np.float32], reset=not warm)
         self._check_params_vs_input(X)
+        if warm:
+            self._check_continuation()
+        y = self._check_partial_labels(y, X.shape[0])
         prior = _check_prior(self.prior, self.n_clusters)
         random_state = check_random_state(self.random_state)
         sample_weight = _check_sample_weight(sample_weight, X, dtype=X.dtype)
@@ -181,21 +234,23 @@ class _BaseEntropyClustering(
         best = None
         n_init = 1 if warm else self.n_init
         for init in range(n_init):
-            head = self._initial_head(X, sample_weight, random_state, device, warm=warm)
-            optimizer = self._make_optimizer(head)
-            generator = _torch_generator(random_state)
-            loss, n_iter, loss_curve, converged = self._fit_single(
+            heads, generator = self._initial_heads(
+                X, y, sample_weight, random_state, device, warm=warm
+            )
+            optimizer = self._make_optimizer(heads)
+            head_losses, n_iter, loss_curve, converged = self._fit_single(
                 X,
+                y,
                 sample_weight,
-                head,
+                heads,
                 optimizer,
                 prior,
                 generator,
                 description=f"init {init + 1}/{n_init}",
             )
-            if best is None or loss < best[2]:
-                best = head, optimizer, loss, n_iter, loss_curve, converged
-        head, optimizer, _, n_iter, loss_curve, converged = best
+            if best is None or head_losses.min() < best[2].min():
+                best = heads, optimizer, head_losses, n_iter, loss_curve, converged
+        heads, optimizer, head_losses, n_iter, loss_curve, converged = best
 
         if not converged:
             warnings.warn(
@@ -205,9 +260,9 @@ class _BaseEntropyClustering(
                 ConvergenceWarning,
                 stacklevel=2,
             )
-        labels = self._labels(head, X)
+        self._set_fitted_heads(heads, head_losses)
+        labels = self._labels(heads[self.best_head_], X)
 
-        self._set_head_attributes(head)
         self._optimizer_state = _optimizer_state(optimizer, self.optimizer)
         self._n_features_out = self.n_clusters
         self.labels_ = labels
@@ -233,8 +288,11 @@ class _BaseEntropyClustering(
         X : array-like of shape (n_samples, n_features)
             A chunk of training data.
 
-        y : Ignored
-            Not used, present here for API consistency by convention.
+        y : array-like of shape (n_samples,), default=None
+            Ignored unless ``semi_supervised=True``. Then the cluster (class)
+            index in ``0..n_clusters - 1`` of each labeled sample of the chunk
+            and -1 for each unlabeled one; ``None`` means that no sample is
+            labeled.
 
         sample_weight : array-like of shape (n_samples,), default=None
             Weights of the samples in the losses. ``None`` gives every sample
@@ -249,6 +307,9 @@ class _BaseEntropyClustering(
         X = validate_data(self, X, dtype=[np.float64, np.float32], reset=first_call)
         if first_call:
             self._check_params_vs_input(X)
+        else:
+            self._check_continuation()
+        y = self._check_partial_labels(y, X.shape[0])
         prior = _check_prior(self.prior, self.n_clusters)
         self._random_state = getattr(
             self, "_random_state", check_random_state(self.random_state)
@@ -256,18 +317,20 @@ class _BaseEntropyClustering(
         sample_weight = _check_sample_weight(sample_weight, X, dtype=X.dtype)
         device = _resolve_device(self.device)
 
-        head = self._initial_head(
-            X, sample_weight, self._random_state, device, warm=not first_call
+        heads, generator = self._initial_heads(
+            X, y, sample_weight, self._random_state, device, warm=not first_call
         )
         optimizer = self._make_optimizer(
-            head, state=None if first_call else self._optimizer_state
+            heads, state=None if first_call else self._optimizer_state
         )
-        generator = _torch_generator(self._random_state)
-        loss = self._run_epoch(X, sample_weight, head, optimizer, prior, generator)
-        labels = self._labels(head, X)
+        head_losses = self._run_epoch(
+            X, y, sample_weight, heads, optimizer, prior, generator
+        )
+        self._set_fitted_heads(heads, head_losses)
+        labels = self._labels(heads[self.best_head_], X)
+        loss = float(head_losses.min())
 
         n_steps = _n_batches(X.shape[0], self.batch_size)
-        self._set_head_attributes(head)
         self._optimizer_state = _optimizer_state(optimizer, self.optimizer)
         self._n_features_out = self.n_clusters
         self.labels_ = labels
@@ -278,18 +341,19 @@ class _BaseEntropyClustering(
         return self
 
     def _fit_single(
-        self, X, sample_weight, head, optimizer, prior, generator, description
+        self, X, y, sample_weight, heads, optimizer, prior, generator, description
     ):
-        """Train ``head`` for at most ``max_iter`` epochs.
+        """Train ``heads`` for at most ``max_iter`` epochs.
 
+        The training loss of an epoch is the lowest of the heads' losses.
         Stops early, as :class:`~sklearn.neural_network.MLPClassifier` does,
         once the training loss of an epoch has not been lower than the best
         so far minus ``tol`` for more than ``n_iter_no_change`` epochs in a row.
 
         Returns
         -------
-        loss : float
-            Training loss of the last epoch.
+        head_losses : ndarray of shape (n_heads,)
+            Training loss of each head in the last epoch.
 
         n_iter : int
             Number of epochs run.
@@ -310,9 +374,10 @@ class _BaseEntropyClustering(
         )
         with epochs:
             for _ in epochs:
-                loss = self._run_epoch(
-                    X, sample_weight, head, optimizer, prior, generator
+                head_losses = self._run_epoch(
+                    X, y, sample_weight, heads, optimizer, prior, generator
                 )
+                loss = float(head_losses.min())
                 loss_curve.append(loss)
                 epochs.set_postfix(loss=f"{loss:.5g}")
                 if loss > best_loss - self.tol:
@@ -321,77 +386,150 @@ class _BaseEntropyClustering(
                     n_no_improvement = 0
                 best_loss = min(best_loss, loss)
                 if n_no_improvement > self.n_iter_no_change:
-                    return loss, len(loss_curve), loss_curve, True
-        return loss, len(loss_curve), loss_curve, False
+                    return head_losses, len(loss_curve), loss_curve, True
+        return head_losses, len(loss_curve), loss_curve, False
 
-    def _run_epoch(self, X, sample_weight, head, optimizer, prior, generator):
-        """One pass over X in shuffled mini-batches; returns the mean loss."""
-        parameter = next(head.parameters())
+    def _run_epoch(self, X, y, sample_weight, heads, optimizer, prior, generator):
+        """One pass over X in shuffled mini-batches; the mean loss of each head.
+
+        All heads see the same mini-batches; one optimizer step on the sum of
+        their losses trains each head on its own loss (they share no
+        parameter).
+        """
+        parameter = next(heads.parameters())
         if prior is not None:
             prior = _to_tensor(prior, like=parameter)
-        total_loss = torch.zeros((), dtype=parameter.dtype, device=parameter.device)
+        total_loss = torch.zeros(
+            len(heads), dtype=parameter.dtype, device=parameter.device
+        )
         for rows in _shuffled_batches(X.shape[0], self.batch_size, generator):
             if not sample_weight[rows].any():
                 continue  # zero weights drop rows, and here a whole batch
             weight = _to_tensor(sample_weight[rows], like=parameter)
             X_batch = _to_tensor(X[rows], like=parameter)
-            log_probs = torch.log_softmax(head(X_batch), dim=1)
-            loss = self._batch_loss(log_probs, prior, weight)
-            loss = loss + self.gamma * losses.margin(head.margin_weight)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            total_loss += loss.detach() * weight.sum()
-        mean_loss = total_loss.item() / sample_weight.sum()
-        if not np.isfinite(mean_loss):
-            raise ValueError(
-                f"The training loss became {mean_loss}. The steps may be too large "
-                "for the scale of X: standardize X (e.g. StandardScaler) or "
-                "decrease lr."
+            y_batch = None if y is None else torch.tensor(y[rows], device=weight.device)
+            head_losses = torch.stack(
+                [
+                    self._head_loss(head, X_batch, y_batch, prior, weight)
+                    for head in heads
+                ]
             )
-        return mean_loss
+            optimizer.zero_grad()
+            head_losses.sum().backward()
+            optimizer.step()
+            total_loss += head_losses.detach() * weight.sum()
+        mean_losses = total_loss.cpu().numpy() / sample_weight.sum()
+        if not np.all(np.isfinite(mean_losses)):
+            raise ValueError(
+                f"The training loss became {mean_losses.max()}. The steps may be "
+                "too large for the scale of X: standardize X (e.g. StandardScaler) "
+                "or decrease lr."
+            )
+        return mean_losses
+
+    def _head_loss(self, head, X_batch, y_batch, prior, weight):
+        """Loss of one head on one mini-batch: the subclass loss, margin, labels.
+
+        ``y_batch`` holds the labels of the batch (−1 = unlabeled), or is None
+        without weak supervision.
+        """
+        log_probs = torch.log_softmax(head(X_batch), dim=1)
+        loss = self._batch_loss(log_probs, prior, weight)
+        loss = loss + self.gamma * losses.margin(head.margin_weight)
+        if y_batch is not None:
+            loss = loss + _labeled_cross_entropy(log_probs, y_batch, weight)
+        return loss
 
     def _make_head(self, n_features):
         """A new head with unset parameters: the one place where heads plug in."""
+        if self.head == "normfc":
+            return NormFCHead(n_features, self.n_clusters, self.temperature)
         return LinearHead(n_features, self.n_clusters)
 
-    def _initial_head(self, X, sample_weight, random_state, device, *, warm):
-        """The head to train, in the dtype of X: a new one, or the fitted one.
+    def _initial_heads(self, X, y, sample_weight, random_state, device, *, warm):
+        """The heads to train, in the dtype of X, and the torch generator.
 
-        A new head starts as a soft nearest-prototype classifier on k-means++
-        seeds of (a random subset of) X, so that every cluster starts with
-        some points.
+        New heads, or the fitted ones (``warm``), as a
+        :class:`torch.nn.ModuleList`. Each new head starts as a soft
+        nearest-prototype classifier on its own k-means++ seeds of (a random
+        subset of) X, so that every cluster starts with some points; with
+        weak supervision (labels ``y``, −1 = unlabeled), a cluster with labeled
+        samples is seeded at their weighted mean instead (as seeded k-means,
+        Basu et al. 2002), so that cluster k starts at class k. Random fixed
+        parameters (Norm-FC prototypes) come from the returned generator,
+        which then shuffles the mini-batches.
         """
         dtype = _torch_dtype(X.dtype)
         if warm:
-            return self._fitted_head(device).to(dtype=dtype)
-        head = self._make_head(X.shape[1]).to(dtype=dtype, device=device)
+            heads = self._fitted_heads(device).to(dtype=dtype)
+            return heads, _torch_generator(random_state)
         init_size = max(_INIT_SIZE_BATCHES * self.batch_size, 3 * self.n_clusters)
-        head.reset_parameters(
+        seeds = [
             _seed_prototypes(X, sample_weight, self.n_clusters, init_size, random_state)
+            for _ in range(self.n_heads)
+        ]
+        generator = _torch_generator(random_state)
+        heads = nn.ModuleList(
+            self._make_head(X.shape[1]).to(dtype=dtype, device=device)
+            for _ in range(self.n_heads)
         )
-        return head
+        if y is not None:
+            class_means = _class_means(X, y, sample_weight, self.n_clusters)
+            labeled = ~np.isnan(class_means[:, 0])
+            for head_seeds in seeds:
+                head_seeds[labeled] = class_means[labeled]
+        for head, head_seeds in zip(heads, seeds, strict=True):
+            head.reset_parameters(head_seeds, generator=generator)
+        return heads, generator
+
+    def _fitted_heads(self, device):
+        """All fitted heads as a :class:`torch.nn.ModuleList`, in the fitted dtype."""
+        if self.head != self._head_config["head"]:
+            raise ValueError(
+                f"head={self.head!r} differs from head="
+                f"{self._head_config['head']!r} of the fitted model; refit it."
+            )
+        heads = nn.ModuleList()
+        for saved in self._head_states:
+            head = self._make_head(self.n_features_in_)
+            state = {key: torch.tensor(value) for key, value in saved.items()}
+            head.load_state_dict(state, assign=True)  # keeps the fitted dtype
+            heads.append(head)
+        return heads.to(device=device)
 
     def _fitted_head(self, device):
-        """The fitted head, rebuilt from the fitted numpy attributes."""
-        head = self._make_head(self.n_features_in_)
-        state = {
-            key: torch.tensor(getattr(self, attribute))
-            for key, attribute in head.fitted_attributes.items()
-        }
-        head.load_state_dict(state, assign=True)  # keeps the fitted dtype
-        return head.to(device=device)
+        """The selected fitted head, the one with the lowest training loss."""
+        return self._fitted_heads(device)[self.best_head_]
 
-    def _set_head_attributes(self, head):
-        """Store the head's parameters as fitted numpy attributes, on the CPU."""
-        state = head.state_dict()
-        for key, attribute in head.fitted_attributes.items():
-            setattr(self, attribute, state[key].detach().cpu().numpy())
+    def _set_fitted_heads(self, heads, head_losses):
+        """Store every head's state as numpy arrays on the CPU, select the best.
 
-    def _make_optimizer(self, head, state=None):
-        """The optimizer over the head, resuming from a saved ``state``."""
+        The selected head's parameters also become the public fitted
+        attributes named by its ``fitted_attributes`` (e.g. ``coef_``); those
+        of another kind of head fitted before are removed.
+        """
+        self._head_states = [
+            {
+                key: value.detach().cpu().numpy()
+                for key, value in head.state_dict().items()
+            }
+            for head in heads
+        ]
+        self._head_config = {"head": self.head, "n_heads": len(heads)}
+        self.head_losses_ = np.asarray(head_losses, dtype=np.float64)
+        self.best_head_ = int(np.argmin(self.head_losses_))
+        best = heads[self.best_head_]
+        for other in _HEADS.values():
+            for attribute in other.fitted_attributes.values():
+                if hasattr(self, attribute):
+                    delattr(self, attribute)
+        for key, attribute in best.fitted_attributes.items():
+            setattr(self, attribute, self._head_states[self.best_head_][key])
+
+    def _make_optimizer(self, heads, state=None):
+        """The optimizer over the heads, resuming from a saved ``state``."""
         optimizer = _OPTIMIZERS[self.optimizer](
-            head.parameters(), lr=self.lr, weight_decay=self.weight_decay
+            heads.parameters(), lr=self.lr, weight_decay=self.weight_decay
         )
         if state is not None and state["optimizer"] == self.optimizer:
             # Resume the per-parameter state (e.g. Adam's moments) but keep the
@@ -525,6 +663,68 @@ class _BaseEntropyClustering(
         tags = super().__sklearn_tags__()
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
         return tags
+
+
+def _partial_labels(y, n_samples, n_clusters):
+    """Labels of weak supervision as int64 (−1 = unlabeled), or None.
+
+    Validates y: one integer-valued label per sample, each in −1..K−1.
+    ``None`` when y is None or no sample is labeled.
+    """
+    if y is None:
+        return None
+    y = column_or_1d(y)
+    check_consistent_length(np.empty(n_samples), y)
+    expected = (
+        f"semi_supervised=True expects y with a cluster index in "
+        f"0..{n_clusters - 1} for each labeled sample and -1 for each "
+        "unlabeled one"
+    )
+    if y.dtype.kind not in "iuf":
+        raise ValueError(f"{expected}; got y of dtype {y.dtype}.")
+    if y.dtype.kind == "f":
+        non_integer = ~np.isfinite(y) | (y != np.round(y))
+        if non_integer.any():
+            raise ValueError(
+                f"{expected}; got non-integer labels, e.g. "
+                f"{y[non_integer][:3].tolist()}."
+            )
+    y = y.astype(np.int64)
+    outside = (y < -1) | (y >= n_clusters)
+    if outside.any():
+        raise ValueError(
+            f"{expected}; got labels outside -1..{n_clusters - 1}: "
+            f"{np.unique(y[outside])[:5].tolist()}."
+        )
+    return y if (y >= 0).any() else None
+
+
+def _class_means(X, y, sample_weight, n_clusters):
+    """Weighted mean of the rows labeled k, for each k (NaN rows: no label k)."""
+    labeled = np.flatnonzero((y >= 0) & (sample_weight > 0))
+    sums = np.zeros((n_clusters, X.shape[1]))
+    totals = np.zeros(n_clusters)
+    np.add.at(sums, y[labeled], X[labeled] * sample_weight[labeled, None])
+    np.add.at(totals, y[labeled], sample_weight[labeled])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return sums / totals[:, None]
+
+
+def _labeled_cross_entropy(log_probs, labels, sample_weight):
+    """Mean cross-entropy −ln σ_{i,y_i} over the labeled rows (y_i ≥ 0).
+
+    The supervised term of weak supervision (collision-cross-entropy §5.3,
+    entropy-clustering-kmeans-svm supplement E.4): the standard cross-entropy
+    on the labeled data, added to the clustering loss. Zero when no row of
+    positive weight is labeled.
+    """
+    labeled = (labels >= 0) & (sample_weight > 0)
+    if not labeled.any():
+        return log_probs.new_zeros(())
+    targets = nn.functional.one_hot(labels[labeled], log_probs.shape[1])
+    return losses.cross_entropy(
+        targets.to(log_probs.dtype), log_probs[labeled], sample_weight[labeled]
+    )
 
 
 def _check_prior(prior, n_clusters):

@@ -89,6 +89,38 @@ class EntropyClustering(_BaseEntropyClustering):
     em_max_iter : int, default=1000
         Maximum number of iterations of the pseudo-label solver per mini-batch.
 
+    head : {"linear", "normfc"}, default="linear"
+        The head producing the logits. ``"linear"`` is the linear model
+        vᵀx + b. ``"normfc"`` is the Norm-FC head of Han et al. (twostage
+        supplement eq. 2): the cosines between the projected features
+        g = Wx + b and fixed random unit prototypes, divided by
+        ``temperature``; the projection W (square) is trained, the prototypes
+        are drawn once from ``random_state`` and never change. ``gamma``
+        applies to W; as the logits are bounded by 1/τ, it shrinks W but
+        does not set a margin as for the linear head.
+
+    n_heads : int, default=1
+        Number of heads trained at once on the same mini-batches, each from
+        its own k-means++ seeds (and Norm-FC prototypes); the head with the
+        lowest training loss in the last epoch is kept, a selection that
+        needs no labels (as in IIC, SCAN and TwoStageUC). Unlike ``n_init``,
+        whose trainings run one after the other, each with its own epochs
+        and early stopping, the heads share every epoch; early stopping
+        follows the lowest head loss. Both can be combined.
+
+    temperature : float, default=0.1
+        Temperature τ of the Norm-FC head, logits = cos / τ; the paper uses
+        0.1. Ignored by the linear head.
+
+    semi_supervised : bool, default=False
+        If True, ``fit`` and ``partial_fit`` use ``y`` as weak supervision:
+        y_i in ``0..n_clusters - 1`` labels sample i with cluster (class)
+        y_i, y_i = -1 leaves it unlabeled, and the mean cross-entropy
+        −ln σ_{i,y_i} of the labeled samples of each mini-batch is added to
+        the training loss (Zhang and Boykov §5.3; Zhang et al. supplement
+        E.4). Cluster k then means class k. ``y=None`` means no labels. If
+        False, ``y`` is ignored, as by every scikit-learn clusterer.
+
     n_init : int, default=1
         Number of trainings from different initializations. The one with the
         lowest training loss in its last epoch is kept.
@@ -116,9 +148,29 @@ class EntropyClustering(_BaseEntropyClustering):
     ----------
     coef_ : ndarray of shape (n_clusters, n_features)
         Weights v of the linear model, in the dtype of the training data.
+        Only with ``head="linear"``; with several heads, those of the kept
+        head (as for every head attribute).
 
     intercept_ : ndarray of shape (n_clusters,)
-        Bias b of the linear model.
+        Bias b of the linear model. Only with ``head="linear"``.
+
+    projection_coef_ : ndarray of shape (n_features, n_features)
+        Projection W of the Norm-FC head. Only with ``head="normfc"``.
+
+    projection_intercept_ : ndarray of shape (n_features,)
+        Bias b of the projection of the Norm-FC head. Only with
+        ``head="normfc"``.
+
+    prototypes_ : ndarray of shape (n_clusters, n_features)
+        Fixed unit prototypes of the Norm-FC head. Only with
+        ``head="normfc"``.
+
+    head_losses_ : ndarray of shape (n_heads,)
+        Training loss of each head in the last epoch.
+
+    best_head_ : int
+        Index of the kept head, the argmin of ``head_losses_``; ``predict``
+        uses it only.
 
     labels_ : ndarray of shape (n_samples,)
         Cluster of each training sample (argmax σ) at the end of training.
@@ -131,6 +183,9 @@ class EntropyClustering(_BaseEntropyClustering):
 
     loss_curve_ : list of float
         Mean training loss, mean H(σ, y) + γ‖v‖², of each epoch.
+        With several heads, the lowest of the heads' losses; with
+        ``semi_supervised``, including the cross-entropy of the labeled
+        samples.
 
     converged_ : bool
         Whether training stopped on the ``tol`` rule before ``max_iter``.
@@ -226,6 +281,10 @@ class EntropyClustering(_BaseEntropyClustering):
         n_iter_no_change=10,
         em_tol=1e-2,
         em_max_iter=1000,
+        head="linear",
+        n_heads=1,
+        temperature=0.1,
+        semi_supervised=False,
         n_init=1,
         warm_start=False,
         random_state=None,
@@ -249,6 +308,10 @@ class EntropyClustering(_BaseEntropyClustering):
             random_state=random_state,
             verbose=verbose,
             device=device,
+            head=head,
+            n_heads=n_heads,
+            temperature=temperature,
+            semi_supervised=semi_supervised,
         )
         self.em_tol = em_tol
         self.em_max_iter = em_max_iter
@@ -340,6 +403,38 @@ class CollisionCEClustering(_BaseEntropyClustering):
     em_max_iter : int, default=1000
         Maximum number of iterations of the pseudo-label solver per mini-batch.
 
+    head : {"linear", "normfc"}, default="linear"
+        The head producing the logits. ``"linear"`` is the linear model
+        vᵀx + b. ``"normfc"`` is the Norm-FC head of Han et al. (twostage
+        supplement eq. 2): the cosines between the projected features
+        g = Wx + b and fixed random unit prototypes, divided by
+        ``temperature``; the projection W (square) is trained, the prototypes
+        are drawn once from ``random_state`` and never change. ``gamma``
+        applies to W; as the logits are bounded by 1/τ, it shrinks W but
+        does not set a margin as for the linear head.
+
+    n_heads : int, default=1
+        Number of heads trained at once on the same mini-batches, each from
+        its own k-means++ seeds (and Norm-FC prototypes); the head with the
+        lowest training loss in the last epoch is kept, a selection that
+        needs no labels (as in IIC, SCAN and TwoStageUC). Unlike ``n_init``,
+        whose trainings run one after the other, each with its own epochs
+        and early stopping, the heads share every epoch; early stopping
+        follows the lowest head loss. Both can be combined.
+
+    temperature : float, default=0.1
+        Temperature τ of the Norm-FC head, logits = cos / τ; the paper uses
+        0.1. Ignored by the linear head.
+
+    semi_supervised : bool, default=False
+        If True, ``fit`` and ``partial_fit`` use ``y`` as weak supervision:
+        y_i in ``0..n_clusters - 1`` labels sample i with cluster (class)
+        y_i, y_i = -1 leaves it unlabeled, and the mean cross-entropy
+        −ln σ_{i,y_i} of the labeled samples of each mini-batch is added to
+        the training loss (Zhang and Boykov §5.3; Zhang et al. supplement
+        E.4). Cluster k then means class k. ``y=None`` means no labels. If
+        False, ``y`` is ignored, as by every scikit-learn clusterer.
+
     n_init : int, default=1
         Number of trainings from different initializations. The one with the
         lowest training loss in its last epoch is kept.
@@ -367,9 +462,29 @@ class CollisionCEClustering(_BaseEntropyClustering):
     ----------
     coef_ : ndarray of shape (n_clusters, n_features)
         Weights v of the linear model, in the dtype of the training data.
+        Only with ``head="linear"``; with several heads, those of the kept
+        head (as for every head attribute).
 
     intercept_ : ndarray of shape (n_clusters,)
-        Bias b of the linear model.
+        Bias b of the linear model. Only with ``head="linear"``.
+
+    projection_coef_ : ndarray of shape (n_features, n_features)
+        Projection W of the Norm-FC head. Only with ``head="normfc"``.
+
+    projection_intercept_ : ndarray of shape (n_features,)
+        Bias b of the projection of the Norm-FC head. Only with
+        ``head="normfc"``.
+
+    prototypes_ : ndarray of shape (n_clusters, n_features)
+        Fixed unit prototypes of the Norm-FC head. Only with
+        ``head="normfc"``.
+
+    head_losses_ : ndarray of shape (n_heads,)
+        Training loss of each head in the last epoch.
+
+    best_head_ : int
+        Index of the kept head, the argmin of ``head_losses_``; ``predict``
+        uses it only.
 
     labels_ : ndarray of shape (n_samples,)
         Cluster of each training sample (argmax σ) at the end of training.
@@ -382,6 +497,9 @@ class CollisionCEClustering(_BaseEntropyClustering):
 
     loss_curve_ : list of float
         Mean training loss, mean −ln(σ·y) + γ‖v‖², of each epoch.
+        With several heads, the lowest of the heads' losses; with
+        ``semi_supervised``, including the cross-entropy of the labeled
+        samples.
 
     converged_ : bool
         Whether training stopped on the ``tol`` rule before ``max_iter``.
@@ -485,6 +603,10 @@ class CollisionCEClustering(_BaseEntropyClustering):
         n_iter_no_change=10,
         em_tol=1e-2,
         em_max_iter=1000,
+        head="linear",
+        n_heads=1,
+        temperature=0.1,
+        semi_supervised=False,
         n_init=1,
         warm_start=False,
         random_state=None,
@@ -508,6 +630,10 @@ class CollisionCEClustering(_BaseEntropyClustering):
             random_state=random_state,
             verbose=verbose,
             device=device,
+            head=head,
+            n_heads=n_heads,
+            temperature=temperature,
+            semi_supervised=semi_supervised,
         )
         self.em_tol = em_tol
         self.em_max_iter = em_max_iter
@@ -588,6 +714,38 @@ class MaxMarginEntropyClustering(_BaseEntropyClustering):
         Number of epochs without an improvement of at least ``tol`` that
         training tolerates before it stops.
 
+    head : {"linear", "normfc"}, default="linear"
+        The head producing the logits. ``"linear"`` is the linear model
+        vᵀx + b. ``"normfc"`` is the Norm-FC head of Han et al. (twostage
+        supplement eq. 2): the cosines between the projected features
+        g = Wx + b and fixed random unit prototypes, divided by
+        ``temperature``; the projection W (square) is trained, the prototypes
+        are drawn once from ``random_state`` and never change. ``gamma``
+        applies to W; as the logits are bounded by 1/τ, it shrinks W but
+        does not set a margin as for the linear head.
+
+    n_heads : int, default=1
+        Number of heads trained at once on the same mini-batches, each from
+        its own k-means++ seeds (and Norm-FC prototypes); the head with the
+        lowest training loss in the last epoch is kept, a selection that
+        needs no labels (as in IIC, SCAN and TwoStageUC). Unlike ``n_init``,
+        whose trainings run one after the other, each with its own epochs
+        and early stopping, the heads share every epoch; early stopping
+        follows the lowest head loss. Both can be combined.
+
+    temperature : float, default=0.1
+        Temperature τ of the Norm-FC head, logits = cos / τ; the paper uses
+        0.1. Ignored by the linear head.
+
+    semi_supervised : bool, default=False
+        If True, ``fit`` and ``partial_fit`` use ``y`` as weak supervision:
+        y_i in ``0..n_clusters - 1`` labels sample i with cluster (class)
+        y_i, y_i = -1 leaves it unlabeled, and the mean cross-entropy
+        −ln σ_{i,y_i} of the labeled samples of each mini-batch is added to
+        the training loss (Zhang and Boykov §5.3; Zhang et al. supplement
+        E.4). Cluster k then means class k. ``y=None`` means no labels. If
+        False, ``y`` is ignored, as by every scikit-learn clusterer.
+
     n_init : int, default=1
         Number of trainings from different initializations. The one with the
         lowest training loss in its last epoch is kept.
@@ -615,9 +773,29 @@ class MaxMarginEntropyClustering(_BaseEntropyClustering):
     ----------
     coef_ : ndarray of shape (n_clusters, n_features)
         Weights v of the linear model, in the dtype of the training data.
+        Only with ``head="linear"``; with several heads, those of the kept
+        head (as for every head attribute).
 
     intercept_ : ndarray of shape (n_clusters,)
-        Bias b of the linear model.
+        Bias b of the linear model. Only with ``head="linear"``.
+
+    projection_coef_ : ndarray of shape (n_features, n_features)
+        Projection W of the Norm-FC head. Only with ``head="normfc"``.
+
+    projection_intercept_ : ndarray of shape (n_features,)
+        Bias b of the projection of the Norm-FC head. Only with
+        ``head="normfc"``.
+
+    prototypes_ : ndarray of shape (n_clusters, n_features)
+        Fixed unit prototypes of the Norm-FC head. Only with
+        ``head="normfc"``.
+
+    head_losses_ : ndarray of shape (n_heads,)
+        Training loss of each head in the last epoch.
+
+    best_head_ : int
+        Index of the kept head, the argmin of ``head_losses_``; ``predict``
+        uses it only.
 
     labels_ : ndarray of shape (n_samples,)
         Cluster of each training sample (argmax σ) at the end of training.
@@ -630,6 +808,9 @@ class MaxMarginEntropyClustering(_BaseEntropyClustering):
 
     loss_curve_ : list of float
         Mean training loss of each epoch (the fairness term on mini-batches).
+        With several heads, the lowest of the heads' losses; with
+        ``semi_supervised``, including the cross-entropy of the labeled
+        samples.
 
     converged_ : bool
         Whether training stopped on the ``tol`` rule before ``max_iter``.
@@ -717,6 +898,10 @@ class MaxMarginEntropyClustering(_BaseEntropyClustering):
         weight_decay=0.0,
         tol=1e-4,
         n_iter_no_change=10,
+        head="linear",
+        n_heads=1,
+        temperature=0.1,
+        semi_supervised=False,
         n_init=1,
         warm_start=False,
         random_state=None,
@@ -740,6 +925,10 @@ class MaxMarginEntropyClustering(_BaseEntropyClustering):
             random_state=random_state,
             verbose=verbose,
             device=device,
+            head=head,
+            n_heads=n_heads,
+            temperature=temperature,
+            semi_supervised=semi_supervised,
         )
 
     def _batch_loss(self, log_probs, prior, sample_weight):

@@ -9,15 +9,17 @@ from skentropy import (
     MaxMarginEntropyClustering,
 )
 
-# Fewer epochs than the default keep the checks fast.
+# Fewer epochs than the default keep the checks fast. Each estimator runs with
+# the linear head and with the Norm-FC head (one of them with several heads).
 ESTIMATORS = [
-    Estimator(max_iter=20, random_state=0)
+    Estimator(max_iter=20, random_state=0, **params)
+    for params in ({}, {"head": "normfc"})
     for Estimator in (
         EntropyClustering,
         CollisionCEClustering,
         MaxMarginEntropyClustering,
     )
-]
+] + [MaxMarginEntropyClustering(max_iter=20, random_state=0, head="normfc", n_heads=2)]
 
 
 def expected_failed_checks(estimator):
