@@ -9,6 +9,17 @@ CollisionCEClustering
 MaxMarginEntropyClustering
     Decisiveness, fairness and margin maximization, without pseudo-labels.
 
+Baselines of the papers
+-----------------------
+MIGDClustering
+    Mutual information by gradient descent, weight decay on all parameters.
+SeLaClustering
+    Self-labeling with hard balanced pseudo-labels (Sinkhorn-Knopp).
+MIADMClustering
+    Forward cross-entropy H(y, σ) and KL(ȳ‖u) fairness, alternating.
+SeCuClustering
+    Cluster discrimination with size-bounded online hard assignment.
+
 Modules
 -------
 losses
@@ -20,16 +31,22 @@ metrics
 """
 
 from skentropy import losses, metrics, pseudo_labels
+from skentropy._baselines import MIADMClustering, MIGDClustering, SeLaClustering
 from skentropy._estimators import (
     CollisionCEClustering,
     EntropyClustering,
     MaxMarginEntropyClustering,
 )
+from skentropy._secu import SeCuClustering
 
 __all__ = [
     "CollisionCEClustering",
     "EntropyClustering",
+    "MIADMClustering",
+    "MIGDClustering",
     "MaxMarginEntropyClustering",
+    "SeCuClustering",
+    "SeLaClustering",
     "losses",
     "metrics",
     "pseudo_labels",

@@ -1,0 +1,340 @@
+"""SeCuClustering: size bounds, the centre update of Theorem 1, the duals."""
+
+import pickle
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from numpy.testing import assert_allclose, assert_array_equal
+from sklearn.base import clone
+from sklearn.datasets import load_digits, make_blobs
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.metrics import adjusted_rand_score
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from skentropy import SeCuClustering
+from skentropy._secu import (
+    centre_sums,
+    closed_form_centres,
+    cluster_log_probs,
+    constrained_assignment,
+    dual_step,
+)
+from skentropy.metrics import clustering_accuracy
+
+N_SAMPLES = [100, 300, 600]  # natural cluster sizes 1:3:6
+LOWER_RATIO, UPPER_RATIO = 0.8, 1.2
+
+
+def skewed_blobs(random_state):
+    """Three 10-d Gaussian blobs of 100, 300 and 600 points on three axes."""
+    centers = 4.0 * np.eye(10)[:3]
+    return make_blobs(
+        n_samples=N_SAMPLES, centers=centers, n_features=10, random_state=random_state
+    )
+
+
+def unit_rows(generator, n_rows, n_features):
+    return torch.nn.functional.normalize(
+        torch.randn(n_rows, n_features, generator=generator, dtype=torch.float64),
+        dim=1,
+    )
+
+
+# --- acceptance: the size bounds hold on skewed data ----------------------
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_size_bounds_hold_on_skewed_blobs(seed):
+    X, y = skewed_blobs(seed)
+    n_samples, n_clusters = X.shape[0], 3
+    lower = LOWER_RATIO * n_samples / n_clusters - 0.01 * n_samples
+    upper = UPPER_RATIO * n_samples / n_clusters + 0.01 * n_samples
+    natural = np.bincount(y)
+    assert natural.min() < lower and natural.max() > upper  # the bounds must act
+
+    secu = SeCuClustering(
+        n_clusters,
+        lower_ratio=LOWER_RATIO,
+        upper_ratio=UPPER_RATIO,
+        batch_size=64,
+        random_state=seed,
+    ).fit(X)
+
+    for labels in (secu.labels_, secu.predict(X)):
+        sizes = np.bincount(labels, minlength=n_clusters)
+        assert sizes.min() >= lower, sizes
+        assert sizes.max() <= upper, sizes
+
+
+def test_without_bounds_the_natural_clusters_are_found():
+    X, y = skewed_blobs(0)
+    secu = SeCuClustering(3, lower_ratio=0.0, random_state=0).fit(X)
+    assert_array_equal(secu.lower_dual_, 0.0)
+    assert adjusted_rand_score(y, secu.labels_) > 0.9
+
+
+# --- Theorem 1: the closed-form centre update -----------------------------
+
+
+def test_closed_form_centres_is_eq_4():
+    generator = torch.Generator().manual_seed(0)
+    features = unit_rows(generator, 40, 5)
+    centres = unit_rows(generator, 3, 5)
+    weight = torch.rand(40, generator=generator, dtype=torch.float64)
+    temperature = 0.5
+    log_probs = cluster_log_probs(features, centres, temperature)
+    labels = log_probs.argmax(dim=1)
+
+    new = closed_form_centres(
+        centre_sums(features, labels, log_probs, weight, 3), centres
+    )
+
+    # eq. (4): Π(Σ_{y_i=j} (1 − p_ij) x_i / Σ_{y_i=j} (1 − p_ij)), rows weighted.
+    X, W = features.numpy(), centres.numpy()
+    p = np.exp(X @ W.T / temperature)
+    p /= p.sum(axis=1, keepdims=True)
+    for j in range(3):
+        rows = labels.numpy() == j
+        factor = weight.numpy()[rows] * (1 - p[rows, j])
+        mean = factor @ X[rows] / factor.sum()
+        assert_allclose(new[j].numpy(), mean / np.linalg.norm(mean), rtol=1e-12)
+
+
+def _secu_centre_loss(features, centres, labels, temperature):
+    """Eq. (1): the loss of the centres, negatives w̃ held fixed (stop-gradient)."""
+    distances = torch.cdist(features, centres) ** 2 / (2 * temperature)
+    positive = torch.nn.functional.one_hot(labels, centres.shape[0]).bool()
+    distances = torch.where(positive, distances, distances.detach())
+    own = distances.gather(1, labels[:, None])[:, 0]
+    return (torch.logsumexp(-distances, dim=1) + own).sum()
+
+
+def test_closed_form_is_a_projected_gradient_step_of_size_one():
+    # Supplement §1.3: with ∇L normalized by Σ_{y_i=j} (1 − p_ij), eq. (4) is
+    # w_j ← Π(w_j − τ ∇_{w_j} L / Σ (1 − p_ij)) on the loss of eq. (1).
+    generator = torch.Generator().manual_seed(1)
+    features = unit_rows(generator, 60, 4)
+    centres = unit_rows(generator, 3, 4).requires_grad_()
+    temperature = 0.3
+    log_probs = cluster_log_probs(features, centres.detach(), temperature)
+    labels = log_probs.argmax(dim=1)
+
+    _secu_centre_loss(features, centres, labels, temperature).backward()
+    one_minus_p = -torch.expm1(log_probs.gather(1, labels[:, None]))[:, 0]
+    normalizer = torch.zeros(3, dtype=torch.float64).index_add_(0, labels, one_minus_p)
+    step = centres.detach() - temperature * centres.grad / normalizer[:, None]
+
+    expected = torch.nn.functional.normalize(step, dim=1)
+    sums = centre_sums(features, labels, log_probs, torch.ones(60).double(), 3)
+    assert_allclose(closed_form_centres(sums, centres.detach()), expected, rtol=1e-10)
+
+
+def test_fixed_point_of_theorem_1_is_stationary_on_the_sphere():
+    # At a fixed point of eq. (4), the gradient of eq. (1) in the cosine form
+    # (negatives fixed) has no component tangent to the unit sphere, and
+    # points into the sphere (a minimum, not a maximum). At τ = 1 the
+    # iteration converges here; at τ = 0.5 it ends in a 2-cycle.
+    generator = torch.Generator().manual_seed(2)
+    features = unit_rows(generator, 80, 4)
+    centres = unit_rows(generator, 3, 4)
+    temperature = 1.0
+    labels = cluster_log_probs(features, centres, temperature).argmax(dim=1)
+    weight = torch.ones(80, dtype=torch.float64)
+    for _ in range(500):
+        log_probs = cluster_log_probs(features, centres, temperature)
+        centres = closed_form_centres(
+            centre_sums(features, labels, log_probs, weight, 3), centres
+        )
+
+    centres.requires_grad_()
+    logits = features @ centres.T / temperature
+    positive = torch.nn.functional.one_hot(labels, 3).bool()
+    logits = torch.where(positive, logits, logits.detach())
+    torch.nn.functional.cross_entropy(logits, labels, reduction="sum").backward()
+    grad, w = centres.grad, centres.detach()
+    tangent = grad - (grad * w).sum(dim=1, keepdim=True) * w
+    assert tangent.norm(dim=1).max() < 1e-10 * grad.norm(dim=1).max()
+    assert ((grad * w).sum(dim=1) < 0).all()
+
+
+def test_partial_fit_updates_centres_by_theorem_1():
+    # Without bounds or dual steps the labels are argmax p of the old centres.
+    X, _ = skewed_blobs(0)
+    secu = SeCuClustering(3, lower_ratio=0.0, dual_lr=0.0, random_state=0)
+    old = secu.partial_fit(X).cluster_centers_
+    new = secu.partial_fit(X).cluster_centers_
+
+    features = X / np.linalg.norm(X, axis=1, keepdims=True)
+    logits = features @ old.T / secu.temperature
+    p = np.exp(logits - logits.max(axis=1, keepdims=True))
+    p /= p.sum(axis=1, keepdims=True)
+    labels = p.argmax(axis=1)
+    for j in range(3):
+        rows = labels == j
+        mean = (1 - p[rows, j]) @ features[rows]
+        assert_allclose(new[j], mean / np.linalg.norm(mean), rtol=1e-10)
+
+
+# --- the dual variables ------------------------------------------------------
+
+
+def test_dual_step_penalizes_a_too_large_cluster():
+    zeros = torch.zeros(3, dtype=torch.float64)
+    # Cluster 0 takes 60% of the batch, cluster 2 only 5%; bounds 0.8/3, 1.2/3.
+    fractions = torch.tensor([0.6, 0.35, 0.05], dtype=torch.float64)
+    lower_dual, upper_dual = dual_step(
+        zeros, zeros, fractions, LOWER_RATIO / 3, UPPER_RATIO / 3, step=1.0
+    )
+    assert upper_dual[0] > 0 and lower_dual[0] == 0  # too large: penalized
+    assert lower_dual[2] > 0 and upper_dual[2] == 0  # too small: favoured
+    assert lower_dual[1] == 0 and upper_dual[1] == 0  # within the bounds
+    assert_allclose(upper_dual[0], 0.6 - 0.4)
+    assert_allclose(lower_dual[2], 0.8 / 3 - 0.05)
+
+    # Once the cluster is within its bounds the duals shrink back towards zero.
+    lower_dual, upper_dual = dual_step(
+        lower_dual, upper_dual, torch.full((3,), 1 / 3).double(), 0.8 / 3, 0.4, 1.0
+    )
+    assert upper_dual[0] < 0.2 and lower_dual[2] < 0.8 / 3 - 0.05
+
+    # The penalty moves points out of the too-large cluster.
+    log_probs = torch.log_softmax(
+        torch.randn(200, 3, generator=torch.Generator().manual_seed(0)).double()
+        + torch.tensor([2.0, 0.0, 0.0]).double(),
+        dim=1,
+    )
+    before = constrained_assignment(log_probs, zeros, zeros)
+    penalty = torch.tensor([1.0, 0.0, 0.0], dtype=torch.float64)
+    after = constrained_assignment(log_probs, zeros, penalty)
+    assert (after == 0).sum() < (before == 0).sum()
+
+
+def test_fitted_duals_shift_the_skewed_clusters():
+    X, y = skewed_blobs(0)
+    secu = SeCuClustering(
+        3,
+        lower_ratio=LOWER_RATIO,
+        upper_ratio=UPPER_RATIO,
+        batch_size=64,
+        random_state=0,
+    ).fit(X)
+    assert (secu.lower_dual_ >= 0).all() and (secu.upper_dual_ >= 0).all()
+    assert (secu.lower_dual_ + secu.upper_dual_).max() > 0  # a bound is active
+    # predict is argmax of ln p + ρ − ρ', not of p alone, on the training data.
+    unshifted = secu.predict_proba(X).argmax(axis=1)
+    assert (
+        np.bincount(unshifted, minlength=3).min()
+        < np.bincount(secu.labels_, minlength=3).min()
+    )
+
+
+# --- scikit-learn API -------------------------------------------------------
+
+
+def expected_failed_checks(estimator):
+    return {
+        "check_sample_weight_equivalence_on_dense_data": (
+            "Integer weights equal repeated samples in distribution only, as for "
+            "KMeans: the k-means++ seeding draws samples with probabilities "
+            "proportional to their weights, and the mini-batches (so the online "
+            "dual steps) of weighted and repeated data differ."
+        ),
+    }
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@parametrize_with_checks(
+    [SeCuClustering(max_iter=20, random_state=0)],
+    expected_failed_checks=expected_failed_checks,
+)
+def test_sklearn_compatible_estimator(estimator, check):
+    check(estimator)
+
+
+def test_clone_pickle_and_determinism():
+    X, _ = skewed_blobs(0)
+    secu = SeCuClustering(3, upper_ratio=1.2, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        first = clone(secu).fit(X)
+        second = clone(secu).fit(X)
+    assert_array_equal(first.labels_, second.labels_)
+    assert_array_equal(first.cluster_centers_, second.cluster_centers_)
+    assert_array_equal(first.fit_predict(X), first.labels_)
+
+    restored = pickle.loads(pickle.dumps(first))
+    assert_array_equal(restored.predict(X), first.predict(X))
+    assert_allclose(restored.predict_proba(X), first.predict_proba(X))
+    assert restored.score(X) == first.score(X)
+    assert clone(first).get_params() == secu.get_params()
+
+
+def test_float32_and_unit_norm_centres():
+    X, _ = skewed_blobs(0)
+    secu = SeCuClustering(3, random_state=0).fit(X.astype(np.float32))
+    assert secu.cluster_centers_.dtype == np.float32
+    assert_allclose(np.linalg.norm(secu.cluster_centers_, axis=1), 1.0, rtol=1e-5)
+    probs = secu.predict_proba(X.astype(np.float32))
+    assert probs.dtype == np.float32
+    assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
+    assert secu.score(X) <= 0.0
+
+
+@pytest.mark.parametrize(
+    "params, name",
+    [
+        ({"lower_ratio": 1.5}, "lower_ratio"),
+        ({"lower_ratio": -0.1}, "lower_ratio"),
+        ({"upper_ratio": 0.9}, "upper_ratio"),
+        ({"upper_ratio": -1.0}, "upper_ratio"),
+        ({"lower_ratio": 1.2, "upper_ratio": 1.1}, "lower_ratio"),
+        ({"dual_lr": -1.0}, "dual_lr"),
+        ({"temperature": 0.0}, "temperature"),
+    ],
+)
+def test_bad_parameters_raise(params, name):
+    X, _ = skewed_blobs(0)
+    with pytest.raises(ValueError, match=name):
+        SeCuClustering(3, **params).fit(X)
+
+
+def test_weak_supervision_improves_accuracy_on_unlabeled_rows():
+    # 10% labels on standardized digits: accuracy on the unlabeled rows rises
+    X, y = load_digits(return_X_y=True)
+    X = StandardScaler().fit_transform(X)
+    gains = []
+    for seed in range(3):
+        rng = np.random.default_rng(seed)
+        labeled = rng.random(len(y)) < 0.1
+        partial = np.where(labeled, y, -1)
+        scores = []
+        for semi_supervised in (False, True):
+            model = SeCuClustering(
+                10, semi_supervised=semi_supervised, random_state=seed
+            )
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                model.fit(X, partial)
+            scores.append(clustering_accuracy(y[~labeled], model.labels_[~labeled]))
+        gains.append(scores[1] - scores[0])
+    assert np.mean(gains) >= 0.02
+
+
+def test_weak_supervision_keeps_given_clusters_and_checks_labels():
+    X, _ = make_blobs(n_samples=200, centers=3, random_state=0)
+    given = np.full(200, -1)
+    given[:10] = 2
+    model = SeCuClustering(3, semi_supervised=True, max_iter=5, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(X, given)
+    with pytest.raises(ValueError, match="outside -1..2"):
+        model.fit(X, np.full(200, 3))
+    # without semi_supervised, y is ignored, even if invalid
+    plain = SeCuClustering(3, max_iter=5, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        plain.fit(X, np.full(200, 7))
