@@ -17,16 +17,18 @@ the scalings α, β by alternately matching the row and the column sums. Here
 it runs on f = ln α and g = ln β with log-sum-exp, so that λ = 25 with
 σ_ik ≈ 1e-300 (λ ln σ ≈ −17,000) or thousands of clusters neither overflow
 nor underflow. Each row is then rounded to the cluster of its largest plan
-entry, as SeLa does; larger λ brings Q closer to the unregularized transport
-plan (and the rounding closer to the integer program), at the cost of more
-iterations, which warm starts from smaller λ (ε-scaling) keep in check.
+entry, as SeLa does, except where that would overfill a cluster: a greedy
+rounding (:func:`balanced_rounding`) keeps every cluster's count at N u_k up
+to one row. Larger λ brings Q closer to the unregularized transport plan (and
+the rounding closer to the integer program), at the cost of more iterations,
+which warm starts from smaller λ (ε-scaling) keep in check.
 """
 
 import math
 
 import torch
 
-__all__ = ["log_sinkhorn", "sinkhorn_labels"]
+__all__ = ["balanced_rounding", "log_sinkhorn", "sinkhorn_labels"]
 
 # Factor between the exponents λ of the warm-started stages of sinkhorn_labels.
 _POWER_FACTOR = 4.0
@@ -100,7 +102,8 @@ def sinkhorn_labels(log_probs, *, prior=None, sample_weight=None, power=25.0,
     cluster proportions ȳ = u. The entropic transport plan
     Q = diag(α) σ^λ diag(β) with row sums w (the normalized sample weights)
     and column sums u is found by :func:`log_sinkhorn`, and each row is
-    assigned to the cluster of its largest entry of Q. The iteration
+    assigned to the cluster of its largest entry of Q, up to a greedy rounding
+    that makes the cluster counts match n u_k exactly. The iteration
     contracts slowly for large λ; it is therefore run for λ/4^s, ..., λ/4, λ
     (from the first exponent ≥ 1), each stage warm-started from the last
     (ε-scaling of the entropic weight ε = 1/λ), which cuts the number of
@@ -128,7 +131,9 @@ def sinkhorn_labels(log_probs, *, prior=None, sample_weight=None, power=25.0,
     Returns
     -------
     labels : torch.Tensor of shape (n_samples,), int64
-        The cluster of each row.
+        The cluster of each row: the largest entry of its row of the plan,
+        rounded by :func:`balanced_rounding` so that the rows of positive
+        weight fill cluster k with round(n u_k) rows (largest remainders).
 
     References
     ----------
@@ -161,5 +166,70 @@ def sinkhorn_labels(log_probs, *, prior=None, sample_weight=None, power=25.0,
             max_iter=max(max_iter - n_iter, 1), init=init,
         )
         n_iter, last_power = n_iter + n_stage, stage_power
-    # f_i is constant along row i: the largest Q_ik is the largest λ ln σ_ik + g_k.
-    return (power * log_cost + g).argmax(dim=1)
+    # f_i is constant along row i: the order of row i's plan entries Q_ik is
+    # that of λ ln σ_ik + g_k. The argmax of each row follows the plan, and the
+    # rounding keeps the counts of the rows of positive weight at N u_k.
+    scores = power * log_cost + g
+    labels = scores.argmax(dim=1)
+    weighted = sample_weight > 0
+    columns = torch.exp(log_columns)
+    labels[weighted] = balanced_rounding(scores[weighted],
+                                         _capacities(columns, int(weighted.sum())))
+    return labels
+
+
+def _capacities(proportions, n_rows):
+    """Integer cluster sizes summing to ``n_rows``, nearest to n_rows · u.
+
+    Largest-remainder rounding: each size is ⌊n u_k⌋ or ⌊n u_k⌋ + 1.
+    """
+    exact = proportions * n_rows
+    sizes = torch.floor(exact).long()
+    missing = n_rows - int(sizes.sum())
+    if missing > 0:
+        sizes[torch.topk(exact - sizes, missing).indices] += 1
+    return sizes
+
+
+def balanced_rounding(scores, capacities):
+    """Hard labels that follow ``scores`` and fill every cluster to its capacity.
+
+    Rounds a transport plan to an assignment with exactly ``capacities[k]``
+    rows in cluster k (Σ capacities = N): in rounds, every unassigned row
+    proposes to its best-scoring cluster among those with room left, and each
+    cluster accepts its best-scoring proposals up to its room (a greedy
+    variant of the auction algorithm, Bertsekas 1988). Each round assigns every
+    proposer or fills a cluster, so there are at most K rounds, each
+    vectorized over rows. Rows whose argmax cluster has room keep it.
+
+    Parameters
+    ----------
+    scores : torch.Tensor of shape (n_samples, n_classes)
+        Preference of each row for each cluster (e.g. the log of the plan).
+    capacities : torch.Tensor of shape (n_classes,), int64
+        Number of rows each cluster takes, summing to n_samples.
+
+    Returns
+    -------
+    labels : torch.Tensor of shape (n_samples,), int64
+    """
+    n_samples, n_classes = scores.shape
+    labels = torch.full((n_samples,), -1, dtype=torch.long, device=scores.device)
+    room = capacities.to(scores.device).clone()
+    for _ in range(n_classes):
+        open_rows = (labels < 0).nonzero().squeeze(1)
+        if open_rows.numel() == 0:
+            break
+        masked = torch.where(room > 0, scores[open_rows], -math.inf)
+        best_score, choice = masked.max(dim=1)
+        # rank of each proposal within its cluster, best score first
+        order = torch.argsort(best_score, descending=True, stable=True)
+        order = order[torch.argsort(choice[order], stable=True)]
+        chosen = choice[order]
+        counts = torch.bincount(chosen, minlength=n_classes)
+        starts = torch.cumsum(counts, 0) - counts
+        rank = torch.arange(order.numel(), device=scores.device) - starts[chosen]
+        accepted = rank < room[chosen]
+        labels[open_rows[order[accepted]]] = chosen[accepted]
+        room -= torch.bincount(chosen[accepted], minlength=n_classes)
+    return labels

@@ -26,7 +26,7 @@ from skentropy._forward_labels import (
     forward_kl_labels,
     forward_kl_objective,
 )
-from skentropy._sinkhorn import log_sinkhorn, sinkhorn_labels
+from skentropy._sinkhorn import balanced_rounding, log_sinkhorn, sinkhorn_labels
 from skentropy.metrics import clustering_accuracy
 
 BASELINES = (MIGDClustering, SeLaClustering, MIADMClustering)
@@ -161,21 +161,43 @@ def test_log_sinkhorn_agrees_with_pot():
     np.testing.assert_allclose(plan, expected, rtol=0, atol=1e-9)
 
 
-def test_sinkhorn_labels_are_nearly_balanced():
-    log_probs = random_log_probs(1000, 10, seed=3)
-    labels = sinkhorn_labels(log_probs, tol=1e-6, max_iter=10_000)
-    counts = torch.bincount(labels, minlength=10)
-    # argmax alone would follow the random predictions; the transport evens
-    # the clusters out up to the rounding
-    assert int(counts.min()) >= 90 and int(counts.max()) <= 110
+@pytest.mark.parametrize("n_samples, n_classes", [(250, 10), (1000, 10), (250, 7),
+                                                  (1000, 1000)])
+def test_sinkhorn_labels_are_balanced(n_samples, n_classes):
+    # every cluster's count within 1% of N/K plus one sample, even with
+    # predictions that all favour one cluster
+    log_probs = random_log_probs(n_samples, n_classes, seed=3)
+    log_probs[:, 0] += 5.0
+    log_probs = torch.log_softmax(log_probs, dim=1)
+    labels = sinkhorn_labels(log_probs, max_iter=50)
+    counts = torch.bincount(labels, minlength=n_classes).double()
+    slack = 0.01 * n_samples / n_classes + 1
+    assert float((counts - n_samples / n_classes).abs().max()) <= slack
 
 
 def test_sinkhorn_labels_follow_the_prior():
     log_probs = random_log_probs(1000, 3, seed=4)
     prior = torch.tensor([0.6, 0.3, 0.1], dtype=torch.float64)
     labels = sinkhorn_labels(log_probs, prior=prior, tol=1e-6, max_iter=10_000)
-    proportions = torch.bincount(labels, minlength=3) / 1000
-    assert torch.allclose(proportions.double(), prior, atol=0.02)
+    counts = torch.bincount(labels, minlength=3)
+    assert counts.tolist() == [600, 300, 100]
+
+
+def test_balanced_rounding_fills_capacities_and_keeps_free_argmaxes():
+    scores = random_log_probs(300, 4, seed=7)
+    scores[:, 0] += 3.0  # most rows prefer cluster 0, which takes half
+    capacities = torch.tensor([150, 100, 40, 10])
+    labels = balanced_rounding(scores, capacities)
+    assert torch.bincount(labels, minlength=4).tolist() == capacities.tolist()
+    # where the argmax assignment fits the capacities, it is kept
+    argmax = scores.argmax(dim=1)
+    fitting = torch.bincount(argmax, minlength=4)
+    assert_array_equal(balanced_rounding(scores, fitting).numpy(), argmax.numpy())
+    # the overfull cluster keeps, of the rows that prefer it, those scoring best
+    column = scores[:, 0]
+    kept = labels == 0
+    assert int((argmax == 0).sum()) > 150
+    assert float(column[kept].min()) >= float(column[~kept & (argmax == 0)].max())
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
