@@ -10,6 +10,7 @@ Norm-FC), trains ``n_heads`` of them at once and keeps the one with the
 lowest training loss.
 """
 
+import math
 import warnings
 from abc import ABC, abstractmethod
 from numbers import Integral, Real
@@ -222,13 +223,16 @@ class _BaseEntropyClustering(
         """
         warm = self._continues_training()
         X = validate_data(self, X, dtype=[np.float64, np.float32], reset=not warm)
+        _check_magnitude(X)
         self._check_params_vs_input(X)
         if warm:
             self._check_continuation()
         y = self._check_partial_labels(y, X.shape[0])
         prior = _check_prior(self.prior, self.n_clusters)
         random_state = check_random_state(self.random_state)
-        sample_weight = _check_sample_weight(sample_weight, X, dtype=X.dtype)
+        sample_weight = _check_sample_weight(
+            sample_weight, X, dtype=X.dtype, ensure_non_negative=True
+        )
         device = _resolve_device(self.device)
 
         best = None
@@ -302,9 +306,50 @@ class _BaseEntropyClustering(
         -------
         self : object
             Updated estimator.
+
+        Notes
+        -----
+        Streaming data that does not fit in memory: write X to disk once, in
+        random row order (e.g. with :func:`numpy.save`), open it as a
+        read-only memory map (``numpy.load(path, mmap_mode="r")``) and call
+        ``partial_fit`` on its successive slices, as many passes as ``fit``
+        would make epochs. Each slice is read from disk contiguously and only
+        its mini-batches are copied, so memory holds one chunk at most. The
+        first call seeds the clusters on its chunk, so every chunk should be
+        large enough to hold all clusters (thousands of rows). Over the same
+        number of epochs this reaches the quality of ``fit`` on the whole
+        array. ``fit`` also accepts the memory map directly, copying only
+        mini-batches, but gathers the rows of its shuffled mini-batches from
+        all over the file, which is slow once the file exceeds the page cache.
+        For a chunked :class:`dask.array.Array`, see :mod:`skentropy.dask`.
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> import numpy as np
+        >>> from sklearn.datasets import make_blobs
+        >>> from sklearn.metrics import adjusted_rand_score
+        >>> from skentropy import EntropyClustering
+        >>> centers = [[0, 4], [4, -2], [-4, -2]]
+        >>> X, y = make_blobs(n_samples=900, centers=centers, random_state=0)
+        >>> clustering = EntropyClustering(n_clusters=3, random_state=0)
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     np.save(Path(folder) / "X.npy", X)  # rows already shuffled
+        ...     X_map = np.load(Path(folder) / "X.npy", mmap_mode="r")
+        ...     for epoch in range(5):
+        ...         for start in range(0, X_map.shape[0], 300):
+        ...             clustering = clustering.partial_fit(X_map[start:start + 300])
+        ...     labels = clustering.predict(X_map)
+        ...     del X_map  # close the file before its folder goes
+        >>> clustering.n_iter_  # one per call
+        15
+        >>> adjusted_rand_score(y, labels) > 0.95
+        True
         """
         first_call = not hasattr(self, "n_iter_")
         X = validate_data(self, X, dtype=[np.float64, np.float32], reset=first_call)
+        _check_magnitude(X)
         if first_call:
             self._check_params_vs_input(X)
         else:
@@ -314,7 +359,9 @@ class _BaseEntropyClustering(
         self._random_state = getattr(
             self, "_random_state", check_random_state(self.random_state)
         )
-        sample_weight = _check_sample_weight(sample_weight, X, dtype=X.dtype)
+        sample_weight = _check_sample_weight(
+            sample_weight, X, dtype=X.dtype, ensure_non_negative=True
+        )
         device = _resolve_device(self.device)
 
         heads, generator = self._initial_heads(
@@ -422,8 +469,9 @@ class _BaseEntropyClustering(
         if not np.all(np.isfinite(mean_losses)):
             raise ValueError(
                 f"The training loss became {mean_losses.max()}. The steps may be "
-                "too large for the scale of X: standardize X (e.g. StandardScaler) "
-                "or decrease lr."
+                "too large for the scale of X, or X so small or large that the "
+                "weights the margin term γ‖v‖² penalizes overflow: standardize X "
+                "(e.g. StandardScaler) or decrease lr."
             )
         return mean_losses
 
@@ -564,6 +612,7 @@ class _BaseEntropyClustering(
         """Validated X and the fitted head on the estimator's device."""
         check_is_fitted(self)
         X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
+        _check_magnitude(X)
         return X, self._fitted_head(_resolve_device(self.device))
 
     def predict(self, X):
@@ -647,7 +696,9 @@ class _BaseEntropyClustering(
             Opposite of the loss on X.
         """
         X, head = self._validate_for_inference(X)
-        sample_weight = _check_sample_weight(sample_weight, X, dtype=X.dtype)
+        sample_weight = _check_sample_weight(
+            sample_weight, X, dtype=X.dtype, ensure_non_negative=True
+        )
         prior = _check_prior(self.prior, self.n_clusters)
         log_probs = self._log_probs(head, X)
         weight = _to_tensor(sample_weight, like=log_probs)
@@ -725,6 +776,27 @@ def _labeled_cross_entropy(log_probs, labels, sample_weight):
     return losses.cross_entropy(
         targets.to(log_probs.dtype), log_probs[labeled], sample_weight[labeled]
     )
+
+
+def _check_magnitude(X):
+    """Raise a ValueError where squared distances between rows of X overflow.
+
+    The heads start from squared distances between rows (k-means++ seeds,
+    the temperature of the soft nearest-prototype classifier) and SeCu
+    normalizes rows by their norms: with entries so large that the bound
+    4 d max|x|² on ‖x − x'‖² exceeds the largest finite number of X's dtype,
+    the losses would become infinite or NaN. Reads X twice (its maximum and
+    minimum), copying nothing, so memory maps stay on disk.
+    """
+    largest = max(float(X.max()), -float(X.min()))
+    finfo = np.finfo(X.dtype)
+    if largest > math.sqrt(finfo.max / (4 * X.shape[1])):
+        raise ValueError(
+            f"X has entries of magnitude up to {largest:.3g}, so large that "
+            f"squared distances between its rows overflow {X.dtype} (largest "
+            f"finite value {finfo.max:.3g}). Scale X down, e.g. with "
+            "sklearn.preprocessing.StandardScaler."
+        )
 
 
 def _check_prior(prior, n_clusters):

@@ -111,6 +111,10 @@ def squarem(em_map, objective, converged, y, max_iter, snap=None):
     plain EM steps, which never increase the objective (EM is a
     majorize-minimize scheme, entropy-clustering eq. 15).
 
+    ``snap``, if given, maps y to an iterable of candidate points (e.g. with
+    entries set to zero or revived); after each iteration the first candidate
+    that, after one more F, does not increase the objective replaces y.
+
     Returns ``(y, n_iter, converged)``; each iteration evaluates F three times.
     """
     value = objective(y)
@@ -136,14 +140,15 @@ def squarem(em_map, objective, converged, y, max_iter, snap=None):
                     break
             alpha = 0.5 * (alpha - 1.0)
         if snap is not None:
-            # EM only shrinks entries geometrically towards a boundary optimum;
-            # jump there when the KKT conditions say so, if it does not hurt
-            y_snap = snap(y_new)
-            if y_snap is not None:
+            # EM only shrinks entries geometrically towards a boundary optimum
+            # (and never revives a zero); jump when the KKT conditions say so,
+            # to the first candidate that does not hurt
+            for y_snap in snap(y_new):
                 y_snap = em_map(y_snap)
                 value_snap = objective(y_snap)
                 if value_snap <= value_new:
                     y_new, value_new = y_snap, value_snap
+                    break
         y, value = y_new, value_new
         if converged(y):
             return y, n_iter, True

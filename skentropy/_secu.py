@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 from skentropy._base import (
     _INIT_SIZE_BATCHES,
     _batch_bounds,
+    _check_magnitude,
     _partial_labels,
     _resolve_device,
     _seed_prototypes,
@@ -88,8 +89,14 @@ def closed_form_centres(sums, centres):
 
 
 def _normalize(features):
-    """Rows projected onto the unit sphere (a zero row stays zero)."""
-    return torch.nn.functional.normalize(features, dim=1)
+    """Rows projected onto the unit sphere (a zero row stays zero).
+
+    Only an exactly zero norm is left alone: torch's default floor of 1e-12
+    on the norm would shrink the rows of finely scaled data (norms below
+    1e-12) instead of normalizing them.
+    """
+    tiny = torch.finfo(features.dtype).tiny
+    return torch.nn.functional.normalize(features, dim=1, eps=tiny)
 
 
 class SeCuClustering(ClusterMixin, BaseEstimator):
@@ -102,7 +109,7 @@ class SeCuClustering(ClusterMixin, BaseEstimator):
 
     Each epoch makes one pass over X in shuffled mini-batches. Every point of
     a mini-batch gets the hard label that minimizes −ln p_ij − ρ_j + ρ'_j,
-    where the dual variables ρ ≥ 0 and ρ' ≥ 0 of the size constraints
+    where the dual variables ρ ≥ 0 and ρ' ≥ 0 of the size constraints ::
 
         lower_ratio · N/K ≤ |cluster j| ≤ upper_ratio · N/K
 
@@ -354,9 +361,12 @@ class SeCuClustering(ClusterMixin, BaseEstimator):
             Fitted estimator.
         """
         X = validate_data(self, X, dtype=[np.float64, np.float32])
+        _check_magnitude(X)
         self._check_n_samples(X)
         random_state = check_random_state(self.random_state)
-        sample_weight = _check_sample_weight(sample_weight, X, dtype=X.dtype)
+        sample_weight = _check_sample_weight(
+            sample_weight, X, dtype=X.dtype, ensure_non_negative=True
+        )
         given = self._check_partial_labels(y, X.shape[0])
         state = self._initial_state(X, given, sample_weight, random_state)
         generator = _torch_generator(random_state)
@@ -421,10 +431,13 @@ class SeCuClustering(ClusterMixin, BaseEstimator):
         """
         first_call = not hasattr(self, "n_iter_")
         X = validate_data(self, X, dtype=[np.float64, np.float32], reset=first_call)
+        _check_magnitude(X)
         self._random_state = getattr(
             self, "_random_state", check_random_state(self.random_state)
         )
-        sample_weight = _check_sample_weight(sample_weight, X, dtype=X.dtype)
+        sample_weight = _check_sample_weight(
+            sample_weight, X, dtype=X.dtype, ensure_non_negative=True
+        )
         given = self._check_partial_labels(y, X.shape[0])
         if first_call:
             self._check_n_samples(X)
@@ -565,7 +578,11 @@ class SeCuClustering(ClusterMixin, BaseEstimator):
             total_loss -= (log_probs.gather(1, labels[:, None])[:, 0] * weight).sum()
         loss = total_loss.item() / sample_weight.sum()
         if not np.isfinite(loss):
-            raise ValueError(f"The training loss became {loss}.")
+            raise ValueError(
+                f"The training loss became {loss}; rows of X may be too small "
+                "or too large to normalize in its dtype: standardize X (e.g. "
+                "StandardScaler)."
+            )
         return lower_dual, upper_dual, sums, loss
 
     @torch.no_grad()
@@ -590,6 +607,7 @@ class SeCuClustering(ClusterMixin, BaseEstimator):
     def _validate_for_inference(self, X):
         check_is_fitted(self)
         X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
+        _check_magnitude(X)
         return X, self._fitted_state(self.cluster_centers_.dtype)
 
     def predict(self, X):
@@ -653,7 +671,9 @@ class SeCuClustering(ClusterMixin, BaseEstimator):
             Mean log-probability of the predicted clusters.
         """
         X, (centres, lower_dual, upper_dual) = self._validate_for_inference(X)
-        sample_weight = _check_sample_weight(sample_weight, X, dtype=X.dtype)
+        sample_weight = _check_sample_weight(
+            sample_weight, X, dtype=X.dtype, ensure_non_negative=True
+        )
         log_probs = self._log_probs(X, centres)
         labels = constrained_assignment(log_probs, lower_dual, upper_dual)
         chosen = log_probs.gather(1, labels[:, None])[:, 0].cpu().numpy()

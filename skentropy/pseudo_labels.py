@@ -66,6 +66,9 @@ _EM_FIRST_ITER = 30
 _DUAL_MAX_ITER = 50
 # Entries below this share of their row's largest entry may snap to zero.
 _SNAP_RELATIVE = 1e-3
+# Shares of a row's largest entry at which a zero entry that should gain mass
+# restarts, tried largest first.
+_REVIVE_SHARES = (1e-3, 1e-5, 1e-7, 1e-9)
 _SIMPLEX_ATOL = {torch.float32: 1e-4, torch.float64: 1e-8}
 
 
@@ -320,7 +323,7 @@ def kkt_residual(probs, labels, *, loss="reverse", prior=None,
     With the gradient scaled per row to O(1), G_ik = N ∂E/∂y_ik
     (−σ_ik / y_ik − λ u_k / ȳ_k for the reverse cross-entropy,
     −σ_ik / σ_i·y_i − λ u_k / ȳ_k for the collision one) and
-    μ_i = Σ_k y_ik G_ik, the residual is
+    μ_i = Σ_k y_ik G_ik, the residual is ::
 
         max_ik |y_ik (G_ik − μ_i)| / max(1, |μ_i|)
         + max_{ik : y_ik = 0} max(0, μ_i − G_ik) / max(1, |μ_i|),
@@ -443,25 +446,35 @@ class _Problem:
         mu = torch.where(y > 0, y * grad, 0.0).sum(dim=1, keepdim=True)
         return grad, mu, mu.abs().clamp_min(1.0)
 
-    def snap(self, loss, y):
-        """Zero the small entries whose KKT conditions say they vanish.
+    def snap(self, loss, y, tol):
+        """Candidates that zero the small entries whose KKT conditions say so.
 
         An entry y_ik > 0 with G_ik > μ_i loses mass to its row at first order;
         once it is below ``_SNAP_RELATIVE`` of its row's largest entry it is set
         to zero (the row renormalized). The reverse cross-entropy keeps every
         entry with σ_ik > 0 positive (log barrier), so only its σ_ik = 0 entries
-        may snap. Returns None when nothing snaps.
+        may snap. Conversely a zero entry whose relative dual violation
+        μ_i − G_ik exceeds ``tol`` would gain mass, which EM's multiplicative
+        updates can never give it: it restarts at a share of its row's largest
+        entry. The optimal share may be far below ``_SNAP_RELATIVE`` (EM then
+        grows it only by a factor 1 + O(violation) per step), so candidates
+        with shares ``_SNAP_RELATIVE``, 1e-2 × that, ... are yielded, largest
+        first, for the caller to keep the first that does not hurt. Yields
+        nothing when nothing snaps.
         """
         grad, mu, scale = self.scaled_gradient(loss, y)
-        floor = _SNAP_RELATIVE * y.amax(dim=1, keepdim=True)
+        largest = y.amax(dim=1, keepdim=True)
+        floor = _SNAP_RELATIVE * largest
         vanish = (y > 0) & (y < floor) & (grad - mu > _SNAP_RELATIVE * scale)
         if loss == "reverse":
             vanish &= self.probs == 0
-        revive = (y == 0) & (mu - grad > _SNAP_RELATIVE * scale)
+        revive = (y == 0) & (mu - grad > min(tol, _SNAP_RELATIVE) * scale)
         if not bool((vanish | revive).any()):
-            return None
-        y = torch.where(vanish, 0.0, torch.where(revive, floor, y))
-        return y / y.sum(dim=1, keepdim=True)
+            return
+        shares = _REVIVE_SHARES if bool(revive.any()) else _REVIVE_SHARES[:1]
+        for share in shares:
+            snapped = torch.where(vanish, 0.0, torch.where(revive, share * largest, y))
+            yield snapped / snapped.sum(dim=1, keepdim=True)
 
     def kkt_residual(self, loss, y):
         grad, mu, scale = self.scaled_gradient(loss, y)
@@ -509,7 +522,7 @@ def _run_em(problem, loss, tol, y, max_iter):
         lambda y: bool(problem.kkt_residual(loss, y) <= tol),
         y,
         max_iter,
-        snap=(lambda y: problem.snap(loss, y)) if loss == "reverse" else None,
+        snap=(lambda y: problem.snap(loss, y, tol)) if loss == "reverse" else None,
     )
 
 
@@ -543,12 +556,24 @@ def _solve_reverse(problem, tol, max_iter):
 
 
 def _like(y, reference):
-    """y in the type, dtype and device of ``reference``."""
+    """y in the type, dtype and device of ``reference``.
+
+    Positive entries stay positive in a narrower dtype: an entry below its
+    smallest normal number (y_ik ∝ σ_ik, so a tiny σ_ik gives a tiny y_ik)
+    would otherwise round to zero where the reverse cross-entropy needs
+    y_ik > 0 (its objective would become infinite).
+    """
     if isinstance(reference, torch.Tensor):
-        return y.to(dtype=reference.dtype, device=reference.device)
-    dtype = np.asarray(reference).dtype
-    dtype = dtype if np.issubdtype(dtype, np.floating) else np.float64
-    return y.cpu().numpy().astype(dtype, copy=False)
+        dtype, device = reference.dtype, reference.device
+    else:
+        dtype = np.asarray(reference).dtype
+        dtype = dtype if np.issubdtype(dtype, np.floating) else np.float64
+        dtype, device = torch.from_numpy(np.empty(0, dtype)).dtype, "cpu"
+    labels = y.to(dtype=dtype, device=device)
+    if dtype.is_floating_point and torch.finfo(dtype).bits < 64:
+        labels = torch.where((y.to(device) > 0) & (labels == 0),
+                             torch.finfo(dtype).tiny, labels)
+    return labels if isinstance(reference, torch.Tensor) else labels.numpy()
 
 
 def _check_probs(raw, probs, name="probs", shape=None):

@@ -1,11 +1,21 @@
-"""Shared fixtures: a global random seed and the standardized digits data."""
+"""Shared fixtures and settings: a global random seed, the standardized digits
+data, and the hypothesis profiles."""
 
 import os
 
 import pytest
 import torch
+from hypothesis import settings
 from sklearn.datasets import load_digits
 from sklearn.preprocessing import StandardScaler
+
+# Hypothesis profiles, chosen with the HYPOTHESIS_PROFILE environment variable:
+# "ci" (default) runs few examples, always the same ones; "nightly" many
+# random ones (tests/test_robustness.py also draws larger problems then).
+# Tests that set their own max_examples keep it.
+settings.register_profile("ci", max_examples=20, deadline=None, derandomize=True)
+settings.register_profile("nightly", max_examples=200, deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -1,0 +1,470 @@
+"""Robustness: solver and loss properties on random problems, estimators on
+degenerate data, persistence across dtypes, reproducibility across processes.
+
+The property tests draw their problems with hypothesis under the profile of
+``HYPOTHESIS_PROFILE`` (see conftest.py): "ci" keeps the examples few and
+their size N·K at most 20,000; "nightly" draws many more, up to 200,000 entries.
+"""
+
+import os
+import pickle
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+from numpy.testing import assert_allclose, assert_array_equal
+from sklearn.base import BaseEstimator
+from sklearn.datasets import make_blobs
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.metrics import adjusted_rand_score
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+import skentropy
+from skentropy import losses
+from skentropy.pseudo_labels import (
+    collision_ce_labels,
+    collision_ce_objective,
+    kkt_residual,
+    reverse_ce_labels,
+    reverse_ce_objective,
+)
+
+NIGHTLY = os.environ.get("HYPOTHESIS_PROFILE") == "nightly"
+MAX_ENTRIES = 200_000 if NIGHTLY else 20_000  # cap on N·K of a problem
+MAX_SAMPLES, MAX_CLASSES = 10_000, 1000
+
+SOLVERS = {"reverse": reverse_ce_labels, "collision": collision_ce_labels}
+OBJECTIVES = {"reverse": reverse_ce_objective, "collision": collision_ce_objective}
+# method="em" runs with a loose tolerance, as in the estimators (em_tol=1e-2).
+METHOD_TOL = {"auto": 1e-6, "em": 1e-2}
+WARM_START_MIX = 1e-2  # the solvers' warm start (1 − ε)σ + ε/K
+
+# every exported estimator
+ESTIMATORS = [
+    obj
+    for obj in map(vars(skentropy).get, skentropy.__all__)
+    if isinstance(obj, type) and issubclass(obj, BaseEstimator)
+]
+CENTERS = [[0, 4], [4, -2], [-4, -2]]
+
+
+def by_name(Estimator):
+    return Estimator.__name__
+
+
+# --------------------------------------------------------------------------
+# Random pseudo-label problems
+# --------------------------------------------------------------------------
+
+
+@st.composite
+def sizes(draw):
+    """(N, K) with N ≤ 10⁴, K ≤ 1000 and N·K ≤ MAX_ENTRIES; either drawn first."""
+    if draw(st.booleans()):
+        n_classes = draw(st.integers(1, MAX_CLASSES))
+        limit = min(MAX_SAMPLES, MAX_ENTRIES // n_classes)
+        return draw(st.integers(1, limit)), n_classes
+    n_samples = draw(st.integers(1, MAX_SAMPLES))
+    limit = min(MAX_CLASSES, MAX_ENTRIES // n_samples)
+    return n_samples, draw(st.integers(1, limit))
+
+
+fairness_weights = st.one_of(
+    st.just(0.0),
+    st.sampled_from([1.0, 100.0, 1e6]),
+    st.floats(-8, 6).map(lambda exponent: 10.0**exponent),
+    st.floats(0.0, 1e6),
+)
+
+
+@st.composite
+def problems(draw):
+    """Predictions σ (rows on the simplex), a prior, λ and sample weights.
+
+    σ is the softmax of scaled normal logits (scale 0 gives uniform rows,
+    large scales near one-hot rows), with a share of its rows replaced by
+    exact one-hots (all of them at class 0, a collapsed batch, or at random
+    classes) and a share of its other entries set to exact zeros.
+    """
+    n_samples, n_classes = draw(sizes())
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    scale = draw(st.sampled_from([0.0, 1.0, 5.0, 50.0]))
+    logits = scale * rng.standard_normal((n_samples, n_classes))
+    probs = np.exp(logits - logits.max(axis=1, keepdims=True))
+    zeros = rng.random(probs.shape) < draw(st.sampled_from([0.0, 0.5, 0.95]))
+    zeros[np.arange(n_samples), probs.argmax(axis=1)] = False
+    probs[zeros] = 0.0
+    one_hot = rng.random(n_samples) < draw(st.sampled_from([0.0, 0.2, 1.0]))
+    hot_class = (
+        np.zeros(n_samples, dtype=int)
+        if draw(st.booleans())
+        else rng.integers(n_classes, size=n_samples)
+    )
+    probs[one_hot] = np.eye(n_classes)[hot_class[one_hot]]
+    probs /= probs.sum(axis=1, keepdims=True)
+
+    prior = None
+    if draw(st.booleans()):
+        prior = rng.uniform(0.1, 1.0, n_classes)
+        prior /= prior.sum()
+    sample_weight = None
+    if draw(st.booleans()):
+        sample_weight = rng.uniform(0.0, 2.0, n_samples)
+        sample_weight[0] = 1.0  # a positive sum
+    dtype = draw(st.sampled_from([np.float32, np.float64]))
+    return {
+        "probs": probs.astype(dtype),
+        "prior": prior,
+        "fairness_weight": draw(fairness_weights),
+        "sample_weight": sample_weight,
+    }
+
+
+def warm_start(probs):
+    """The solvers' warm start (1 − ε)σ + ε/K, in float64."""
+    probs = probs.astype(np.float64)
+    probs = probs / probs.sum(axis=1, keepdims=True)
+    return (1.0 - WARM_START_MIX) * probs + WARM_START_MIX / probs.shape[1]
+
+
+@pytest.mark.parametrize("method", ["auto", "em"])
+@pytest.mark.parametrize("loss", ["reverse", "collision"])
+@given(problem=problems())
+def test_pseudo_labels_are_optimal_on_random_problems(problem, loss, method):
+    probs = problem["probs"]
+    tol = METHOD_TOL[method]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", RuntimeWarning)
+        labels = SOLVERS[loss](probs, method=method, tol=tol, **problem_kwargs(problem))
+    unconverged = [w for w in caught if issubclass(w.category, RuntimeWarning)]
+    if unconverged and (loss, method) == ("reverse", "auto"):
+        # Known limitation, not hidden: on problems with many exact zeros in
+        # σ and one-hot rows the dual Newton stage fails and EM needs a few
+        # thousand iterations (more than max_iter=1000) for tol=1e-6; the
+        # solver says so with a RuntimeWarning. Its labels are then still
+        # checked, with the residual within 1e-4.
+        tol = 1e-4
+    else:
+        assert not unconverged, unconverged[0].message
+    assert labels.shape == probs.shape and labels.dtype == probs.dtype
+    assert np.isfinite(labels).all()
+    assert (labels >= 0).all()
+    assert_allclose(labels.astype(np.float64).sum(axis=1), 1.0, rtol=0, atol=1e-6)
+
+    # objective never worse than the warm start, in float64
+    kwargs = problem_kwargs(problem)
+    value = OBJECTIVES[loss](probs, labels, **kwargs)
+    start = OBJECTIVES[loss](probs, warm_start(probs), **kwargs)
+    single = probs.dtype == np.float32
+    slack = (1e-5 if single else 1e-9) * max(1.0, abs(start))
+    assert np.isfinite(value)
+    assert value <= start + slack
+
+    # KKT residual within the tolerance; float32 labels are the float64
+    # solution rounded to 24 bits, which moves the relative residual by a few
+    # units of float32 roundoff (more with the large gradients of large λ).
+    residual = kkt_residual(probs, labels, loss=loss, **kwargs)
+    assert residual <= tol + (1e-4 if single else 0.0)
+
+
+def problem_kwargs(problem):
+    return {
+        "prior": problem["prior"],
+        "fairness_weight": problem["fairness_weight"],
+        "sample_weight": problem["sample_weight"],
+    }
+
+
+# --------------------------------------------------------------------------
+# Loss terms on random inputs
+# --------------------------------------------------------------------------
+
+
+@st.composite
+def loss_inputs(draw):
+    """log σ (with −inf entries), pseudo-labels y, weights; torch, float32/64."""
+    problem = draw(problems())
+    probs = problem["probs"]
+    dtype = torch.float32 if probs.dtype == np.float32 else torch.float64
+    log_probs = torch.log(torch.as_tensor(probs, dtype=dtype))
+    loss = draw(st.sampled_from(["reverse", "collision"]))
+    labels = SOLVERS[loss](probs, **problem_kwargs(problem))
+    weight = problem["sample_weight"]
+    return (
+        log_probs,
+        torch.as_tensor(labels, dtype=dtype),
+        None if weight is None else torch.as_tensor(weight, dtype=dtype),
+        problem["prior"],
+    )
+
+
+@given(inputs=loss_inputs())
+def test_losses_and_gradients_never_nan(inputs):
+    log_probs, targets, weight, prior = inputs
+    log_probs = log_probs.clone().requires_grad_(True)
+    targets = targets.clone().requires_grad_(True)
+    terms = {
+        # finite for every input: entropies, divergences from the prior,
+        # the reverse cross-entropy with its floor on ln y
+        "decisiveness": losses.decisiveness(log_probs, weight),
+        "fairness": losses.fairness(log_probs, prior, weight),
+        "strong_fairness": losses.strong_fairness(targets, prior, weight),
+        "mutual_information": losses.mutual_information(log_probs, weight),
+        "reverse_cross_entropy": losses.reverse_cross_entropy(
+            log_probs, targets, weight
+        ),
+        "margin": losses.margin(log_probs.detach().clamp(min=-1e3)),
+        # +inf where y puts mass on σ = 0, by definition: never NaN
+        "cross_entropy": losses.cross_entropy(targets, log_probs, weight),
+        "collision_cross_entropy": losses.collision_cross_entropy(
+            log_probs, targets, weight
+        ),
+    }
+    finite = {
+        "decisiveness",
+        "fairness",
+        "strong_fairness",
+        "mutual_information",
+        "reverse_cross_entropy",
+        "margin",
+    }
+    for name, value in terms.items():
+        assert value.shape == () and value.dtype == log_probs.dtype, name
+        assert not torch.isnan(value), name
+        if name in finite:
+            assert torch.isfinite(value), name
+        if not value.requires_grad:
+            continue
+        log_probs.grad = targets.grad = None
+        value.backward()
+        for tensor in (log_probs, targets):
+            if tensor.grad is not None:
+                assert not torch.isnan(tensor.grad).any(), name
+
+
+# --------------------------------------------------------------------------
+# Estimators on degenerate data
+# --------------------------------------------------------------------------
+
+
+def blobs(n_samples=300, random_state=0):
+    return make_blobs(n_samples=n_samples, centers=CENTERS, random_state=random_state)
+
+
+def fit_quietly(estimator, X, **kwargs):
+    """Fit, ignoring the ConvergenceWarning of deliberately short trainings."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return estimator.fit(X, **kwargs)
+
+
+def assert_sensible_fit(estimator, X, n_clusters):
+    """Valid labels, finite probabilities on the simplex, predict agrees."""
+    labels = estimator.labels_
+    assert labels.shape == (X.shape[0],)
+    assert np.issubdtype(labels.dtype, np.integer)
+    assert ((labels >= 0) & (labels < n_clusters)).all()
+    probs = estimator.predict_proba(X)
+    assert probs.shape == (X.shape[0], n_clusters)
+    assert np.isfinite(probs).all()
+    assert_allclose(probs.sum(axis=1), 1.0, rtol=0, atol=1e-5)
+    assert_array_equal(estimator.predict(X), labels)
+
+
+def degenerate_data():
+    X, _ = blobs()
+    rng = np.random.RandomState(0)
+    unbalanced = np.vstack([rng.randn(995, 2), rng.randn(5, 2) + [20, 0]])
+    return {
+        "constant-features": (np.full((100, 4), 3.0), 3),
+        "zero-features": (np.zeros((100, 4)), 3),
+        "one-constant-feature": (np.column_stack([X, np.ones(len(X))]), 3),
+        "duplicated-rows": (np.repeat(X[:20], 15, axis=0), 3),
+        "single-distinct-point": (np.tile([[1.0, -2.0, 3.0]], (50, 1)), 2),
+        "heavily-unbalanced": (unbalanced, 2),
+        "n-clusters-equals-n-samples": (X[:12], 12),
+        "duplicates-n-clusters-equals-n-samples": (np.ones((5, 2)), 5),
+        "one-sample-one-cluster": (X[:1], 1),
+        "one-cluster": (X, 1),
+    }
+
+
+@pytest.mark.parametrize("case", list(degenerate_data()))
+@pytest.mark.parametrize("Estimator", ESTIMATORS, ids=by_name)
+def test_degenerate_data_gives_a_sensible_fit(Estimator, case):
+    X, n_clusters = degenerate_data()[case]
+    estimator = Estimator(n_clusters=n_clusters, max_iter=5, random_state=0)
+    fit_quietly(estimator, X)
+    assert_sensible_fit(estimator, X, n_clusters)
+
+
+@pytest.mark.parametrize("scale", [1e-8, 1e8])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("Estimator", ESTIMATORS, ids=by_name)
+def test_huge_and_tiny_feature_scales(Estimator, scale, dtype):
+    X, y = blobs()
+    X = (X * scale).astype(dtype)
+    estimator = fit_quietly(Estimator(n_clusters=3, max_iter=10, random_state=0), X)
+    assert_sensible_fit(estimator, X, 3)
+    # γ, lr and the weight decay act on the scale of X: standardizing, as
+    # the estimators' docs advise, recovers the blobs at any scale
+    pipeline = make_pipeline(
+        StandardScaler(), Estimator(n_clusters=3, max_iter=10, random_state=0)
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        labels = pipeline.fit_predict(X)
+    assert adjusted_rand_score(y, labels) > 0.9
+
+
+@pytest.mark.parametrize("Estimator", ESTIMATORS, ids=by_name)
+def test_values_whose_squares_overflow_raise_a_clear_error(Estimator):
+    X, _ = blobs(n_samples=60)
+    for huge in (X * 1e200, (X * 1e30).astype(np.float32)):
+        with pytest.raises(ValueError, match="squared distances between its rows"):
+            Estimator(n_clusters=3, max_iter=2).fit(huge)
+    estimator = fit_quietly(Estimator(n_clusters=3, max_iter=2, random_state=0), X)
+    with pytest.raises(ValueError, match="Scale X down"):
+        estimator.predict(X * 1e200)
+
+
+@pytest.mark.parametrize("Estimator", ESTIMATORS, ids=by_name)
+def test_int_and_bool_input(Estimator):
+    X, y = blobs()
+    for data in (np.round(X).astype(np.int64), X.astype(np.int8), X > 0):
+        estimator = fit_quietly(
+            Estimator(n_clusters=3, max_iter=10, random_state=0), data
+        )
+        assert_sensible_fit(estimator, data, 3)
+        if data.dtype == np.int64:  # rounding keeps the blobs apart
+            assert adjusted_rand_score(y, estimator.labels_) > 0.9
+
+
+@pytest.mark.parametrize("Estimator", ESTIMATORS, ids=by_name)
+def test_sparse_input_raises_a_clear_error(Estimator):
+    X, _ = blobs(n_samples=60)
+    for sparse in (sp.csr_matrix(X), sp.csr_array(X), sp.coo_matrix(X)):
+        with pytest.raises(TypeError, match="dense data is required"):
+            Estimator(n_clusters=3).fit(sparse)
+    estimator = fit_quietly(Estimator(n_clusters=3, max_iter=2, random_state=0), X)
+    with pytest.raises(TypeError, match="dense data is required"):
+        estimator.predict(sp.csr_matrix(X))
+
+
+@pytest.mark.parametrize("Estimator", ESTIMATORS, ids=by_name)
+def test_invalid_sample_weight_raises_a_clear_error(Estimator):
+    X, _ = blobs(n_samples=60)
+    estimator = Estimator(n_clusters=3, max_iter=2)
+    for weight, message in (
+        (-np.ones(60), "Negative values"),
+        (np.zeros(60), "at least one non-zero"),
+        (np.full(60, np.nan), "NaN"),
+        (np.ones(59), "sample_weight"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            estimator.fit(X, sample_weight=weight)
+
+
+@pytest.mark.parametrize("Estimator", ESTIMATORS, ids=by_name)
+def test_pandas_input_with_feature_names(Estimator):
+    pd = pytest.importorskip("pandas")
+    X, _ = blobs()
+    frame = pd.DataFrame(
+        {
+            "x": X[:, 0],
+            "y": X[:, 1],
+            "count": pd.array(np.round(X[:, 0]).astype(int), dtype="Int64"),
+            "positive": pd.array(X[:, 1] > 0, dtype="boolean"),
+        }
+    )
+    estimator = fit_quietly(
+        Estimator(n_clusters=3, max_iter=5, random_state=0), frame
+    )
+    assert_array_equal(estimator.feature_names_in_, frame.columns)
+    assert_sensible_fit(estimator, frame, 3)
+    with pytest.warns(UserWarning, match="feature names"):
+        estimator.predict(frame.to_numpy(dtype=np.float64))
+    with pytest.raises(ValueError, match="feature names"):
+        estimator.predict(frame[["y", "x", "count", "positive"]])
+    missing = frame.astype({"count": "Int64"})
+    missing.loc[0, "count"] = pd.NA
+    with pytest.raises(ValueError, match="NaN"):
+        Estimator(n_clusters=3).fit(missing)
+
+
+# --------------------------------------------------------------------------
+# Persistence and reproducibility
+# --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fit_dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("Estimator", ESTIMATORS, ids=by_name)
+def test_pickle_round_trip_across_float32_and_float64(Estimator, fit_dtype):
+    X, _ = blobs()
+    estimator = fit_quietly(
+        Estimator(n_clusters=3, max_iter=5, random_state=0, device="cpu"),
+        X.astype(fit_dtype),
+    )
+    restored = pickle.loads(pickle.dumps(estimator))
+    for dtype in (np.float32, np.float64):
+        data = X.astype(dtype)
+        assert_array_equal(restored.predict(data), estimator.predict(data))
+        assert_array_equal(restored.predict_proba(data), estimator.predict_proba(data))
+    # the model computes in the dtype it was fitted in, whatever the input's
+    assert_array_equal(
+        restored.predict(X.astype(np.float32)), restored.predict(X.astype(np.float64))
+    )
+    assert restored.predict_proba(X).dtype == fit_dtype
+    # training continues after unpickling (in the dtype of the new data)
+    for dtype in (np.float32, np.float64):
+        restored.partial_fit(X.astype(dtype))
+        assert_sensible_fit(restored, X.astype(dtype), 3)
+
+
+REPRODUCE = """
+import hashlib
+import warnings
+
+import numpy as np
+from sklearn.datasets import load_digits
+from sklearn.preprocessing import StandardScaler
+
+import skentropy
+
+warnings.simplefilter("ignore")
+X, _ = load_digits(return_X_y=True)
+X = StandardScaler().fit_transform(X)[:600]
+for name in {names}:
+    estimator = getattr(skentropy, name)(
+        n_clusters=10, max_iter=3, random_state=0, device="cpu"
+    )
+    labels = estimator.fit_predict(X)
+    print(name, hashlib.sha256(labels.astype(np.int64).tobytes()).hexdigest())
+"""
+
+
+def test_same_seed_gives_identical_labels_across_processes():
+    script = REPRODUCE.format(names=[Estimator.__name__ for Estimator in ESTIMATORS])
+    runs = [
+        subprocess.Popen(
+            [sys.executable, "-c", script],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    outputs = []
+    for run in runs:
+        stdout, stderr = run.communicate(timeout=300)
+        assert run.returncode == 0, stderr
+        outputs.append(stdout.splitlines())
+    assert len(outputs[0]) == len(ESTIMATORS)
+    assert outputs[0] == outputs[1]
