@@ -2,6 +2,7 @@
 #
 #   make demo   install into .venv and run the digits comparison
 #   make test   install into .venv, lint, and run the test suite
+#   make docs   install into .venv and build docs/_build/html
 #
 # The install is redone only when pyproject.toml is newer than the stamp file.
 
@@ -14,7 +15,7 @@ STAMP := $(VENV)/.skentropy-installed
 TORCH ?= torch==2.13.0
 LINT_PATHS := skentropy tests benchmarks examples
 
-.PHONY: venv demo test lint clean distclean
+.PHONY: venv demo test lint docs clean distclean
 
 venv: $(STAMP)
 
@@ -24,7 +25,7 @@ $(VENV_PYTHON):
 $(STAMP): pyproject.toml | $(VENV_PYTHON)
 	$(VENV_PYTHON) -m pip install --upgrade pip
 	$(VENV_PYTHON) -m pip install "$(TORCH)"
-	$(VENV_PYTHON) -m pip install -e ".[test]"
+	$(VENV_PYTHON) -m pip install -e ".[test,docs]"
 	touch $(STAMP)
 
 demo: venv
@@ -43,3 +44,11 @@ clean:
 
 distclean: clean
 	rm -rf $(VENV)
+
+# The documentation: runs every gallery example and fails on any warning,
+# including a broken reference to skentropy's own API. Offline: no
+# intersphinx, no downloads. Output in docs/_build/html. (The test suite also
+# builds it, in tests/test_docs.py.)
+docs: venv
+	OMP_NUM_THREADS=1 MPLBACKEND=Agg $(VENV_PYTHON) -m sphinx -W --keep-going \
+		-b html docs docs/_build/html

@@ -28,9 +28,11 @@ pseudo_labels
     Solvers for the soft pseudo-labels of the self-labeling losses.
 metrics
     Hungarian clustering accuracy and its scorer.
+plotting
+    Soft decision regions of 2-D clusterings (needs matplotlib).
 """
 
-from skentropy import losses, metrics, pseudo_labels
+from skentropy import losses, metrics, plotting, pseudo_labels
 from skentropy._baselines import MIADMClustering, MIGDClustering, SeLaClustering
 from skentropy._estimators import (
     CollisionCEClustering,
@@ -49,5 +51,6 @@ __all__ = [
     "SeLaClustering",
     "losses",
     "metrics",
+    "plotting",
     "pseudo_labels",
 ]
