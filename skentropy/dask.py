@@ -115,6 +115,19 @@ def partial_fit_blocks(
     -------
     estimator : estimator instance
         The estimator, trained in place.
+
+    Examples
+    --------
+    >>> import dask.array as da
+    >>> import numpy as np
+    >>> from skentropy import EntropyClustering
+    >>> from skentropy.dask import partial_fit_blocks
+    >>> X = da.from_array(np.random.default_rng(0).normal(size=(40, 2)),
+    ...                   chunks=(10, -1))
+    >>> clustering = partial_fit_blocks(EntropyClustering(n_clusters=2), X,
+    ...                                 n_passes=2, random_state=0)
+    >>> clustering.n_iter_  # one epoch per block and pass
+    8
     """
     X = _row_blocks(X, "X")
     rows = X.chunks[0]
@@ -152,6 +165,19 @@ def predict(estimator, X):
     -------
     labels : dask.array.Array of shape (n_samples,)
         Cluster of each sample, chunked as the rows of X.
+
+    Examples
+    --------
+    >>> import dask.array as da
+    >>> import numpy as np
+    >>> from skentropy import EntropyClustering
+    >>> from skentropy.dask import predict
+    >>> X = np.random.default_rng(0).normal(size=(40, 2))
+    >>> clustering = EntropyClustering(n_clusters=2, max_iter=5,
+    ...                                random_state=0).fit(X)
+    >>> labels = predict(clustering, da.from_array(X, chunks=(10, -1)))
+    >>> bool((labels.compute() == clustering.predict(X)).all())
+    True
     """
     X = _row_blocks(X, "X")
     meta = _probe(estimator, "predict", X)
@@ -181,6 +207,21 @@ def predict_proba(estimator, X):
     probs : dask.array.Array of shape (n_samples, n_clusters)
         Soft cluster memberships, chunked as the rows of X, with one block of
         columns.
+
+    Examples
+    --------
+    >>> import dask.array as da
+    >>> import numpy as np
+    >>> from skentropy import EntropyClustering
+    >>> from skentropy.dask import predict_proba
+    >>> X = np.random.default_rng(0).normal(size=(40, 2))
+    >>> clustering = EntropyClustering(n_clusters=2, max_iter=5,
+    ...                                random_state=0).fit(X)
+    >>> probs = predict_proba(clustering, da.from_array(X, chunks=(10, -1)))
+    >>> probs.shape
+    (40, 2)
+    >>> bool(np.allclose(probs.compute().sum(axis=1), 1.0))
+    True
     """
     X = _row_blocks(X, "X")
     meta = _probe(estimator, "predict_proba", X)

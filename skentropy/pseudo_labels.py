@@ -284,7 +284,25 @@ def reverse_ce_objective(probs, labels, *, prior=None, fairness_weight=100.0,
                          sample_weight=None):
     """E(y) = −(1/N) Σ_ik σ_ik ln y_ik − λ Σ_k u_k ln ȳ_k (entropy eq. 14).
 
-    Returns a Python float (``inf`` where some σ_ik > 0 meets y_ik = 0).
+    The objective that :func:`reverse_ce_labels` minimizes.
+
+    Parameters
+    ----------
+    probs : torch.Tensor or ndarray of shape (n_samples, n_classes)
+        Model predictions σ, rows on the probability simplex.
+    labels : torch.Tensor or ndarray of shape (n_samples, n_classes)
+        Pseudo-labels y, rows on the probability simplex.
+    prior : array-like of shape (n_classes,), default=None
+        Target cluster proportions u. ``None`` means uniform.
+    fairness_weight : float, default=100.0
+        The fairness weight λ ≥ 0.
+    sample_weight : array-like of shape (n_samples,), default=None
+        Row weights: the means over rows become weighted means.
+
+    Returns
+    -------
+    value : float
+        E(y); ``inf`` where some σ_ik > 0 meets y_ik = 0.
 
     Examples
     --------
@@ -302,6 +320,26 @@ def reverse_ce_objective(probs, labels, *, prior=None, fairness_weight=100.0,
 def collision_ce_objective(probs, labels, *, prior=None, fairness_weight=100.0,
                            sample_weight=None):
     """E₂(y) = −(1/N) Σ_i ln σ_i·y_i − λ Σ_k u_k ln ȳ_k (collision eq. 12).
+
+    The objective that :func:`collision_ce_labels` minimizes.
+
+    Parameters
+    ----------
+    probs : torch.Tensor or ndarray of shape (n_samples, n_classes)
+        Model predictions σ, rows on the probability simplex.
+    labels : torch.Tensor or ndarray of shape (n_samples, n_classes)
+        Pseudo-labels y, rows on the probability simplex.
+    prior : array-like of shape (n_classes,), default=None
+        Target cluster proportions u. ``None`` means uniform.
+    fairness_weight : float, default=100.0
+        The fairness weight λ ≥ 0.
+    sample_weight : array-like of shape (n_samples,), default=None
+        Row weights: the means over rows become weighted means.
+
+    Returns
+    -------
+    value : float
+        E₂(y); ``inf`` where some row has σ_i·y_i = 0.
 
     Examples
     --------
