@@ -10,6 +10,8 @@ Norm-FC), trains ``n_heads`` of them at once and keeps the one with the
 lowest training loss.
 """
 
+import copy
+import functools
 import math
 import warnings
 from abc import ABC, abstractmethod
@@ -38,7 +40,7 @@ from sklearn.utils.validation import (
 from torch import nn
 from tqdm.auto import tqdm
 
-from skentropy import losses
+from skentropy import _deep, losses
 from skentropy._heads import LinearHead, NormFCHead
 
 _OPTIMIZERS = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam}
@@ -47,6 +49,59 @@ _HEADS = {"linear": LinearHead, "normfc": NormFCHead}
 # A new head is seeded by k-means++ on at most this many mini-batches of rows
 # (MiniBatchKMeans' init_size is also 3 batches).
 _INIT_SIZE_BATCHES = 3
+
+
+# The parameters and attributes of deep mode, the same for every estimator,
+# replace these marker lines in the subclasses' docstrings.
+_DEEP_PARAMETERS_MARKER = "    <deep mode parameters>\n"
+_DEEP_PARAMETERS_DOC = """\
+    module : torch.nn.Module class or instance, default=None
+        Feature network f_w of deep mode: the estimator then trains
+        σ(v f_w(X) + b), network and head together, on its loss, by a
+        ``skorch.NeuralNet`` (the fitted ``net_``), and the samples of X may
+        have any shape, e.g. images of shape (C, H, W). A class is built with
+        the ``module__*`` parameters, and with ``input_shape=X.shape[1:]``
+        if it takes that argument and it is not given (e.g.
+        :class:`~skentropy.nets.VGG4`); an instance is copied, never trained
+        in place. ``None`` trains the head on the features X themselves.
+        See :ref:`deep`.
+
+    augment : callable, default=None
+        Self-augmentation of deep mode: a random transformation t of a batch
+        of samples (a tensor), called as ``augment(batch, generator=g)`` if
+        it takes a ``generator`` (a CPU :class:`torch.Generator` seeded from
+        ``random_state``), else as ``augment(batch)``, e.g.
+        :class:`~skentropy.augment.SelfAugmentation`. σ_i is then the mean
+        of σ over ``n_augmentations`` views t(X_i) (entropy paper supplement
+        E.3). Samples of shape (H, W) are augmented as one-channel images.
+        ``None``: σ_i = σ(X_i).
+
+    n_augmentations : int, default=2
+        Number of augmented views of each sample with ``augment``; the papers
+        use 2.
+
+    callbacks : list of skorch callbacks or (name, callback) tuples, \
+default=None
+        Extra callbacks of deep mode (``skorch.callbacks``, e.g.
+        ``Checkpoint`` or ``LRScheduler``), added to the estimator's own:
+        early stopping on the training loss (``tol``, ``n_iter_no_change``)
+        and, with ``verbose >= 2``, a progress bar over the batches. Each
+        training uses copies of them.
+
+    **kwargs : dict
+        ``module__<name>=value`` parameters: the keyword arguments that the
+        ``module`` class is built with, tunable by ``set_params`` and
+        :class:`~sklearn.model_selection.GridSearchCV`, as in skorch.
+"""
+_DEEP_ATTRIBUTES_MARKER = "    <deep mode attributes>\n"
+_DEEP_ATTRIBUTES_DOC = """\
+    net_ : skorch.NeuralNet
+        Deep mode only: the trained net. Its ``module_`` holds the feature
+        network (``module_.backbone``) and the heads (``module_.heads``), its
+        ``history`` the loss of every epoch and batch. It pickles and loads on
+        a machine without CUDA. The head's parameters (e.g. ``coef_``) are
+        then those on the features f_w(X).
+"""
 
 
 class _BaseEntropyClustering(
@@ -86,6 +141,10 @@ class _BaseEntropyClustering(
         "n_heads": [Interval(Integral, 1, None, closed="left")],
         "temperature": [Interval(Real, 0, None, closed="neither")],
         "semi_supervised": ["boolean"],
+        "module": [None, callable],
+        "augment": [None, callable],
+        "n_augmentations": [Interval(Integral, 1, None, closed="left")],
+        "callbacks": [None, list],
     }
 
     def __init__(
@@ -111,7 +170,18 @@ class _BaseEntropyClustering(
         n_heads=1,
         temperature=0.1,
         semi_supervised=False,
+        module=None,
+        augment=None,
+        n_augmentations=2,
+        callbacks=None,
+        **kwargs,
     ):
+        for key in kwargs:
+            if not key.startswith("module__"):
+                raise TypeError(
+                    f"{type(self).__name__}.__init__() got an unexpected keyword "
+                    f"argument {key!r}"
+                )
         self.n_clusters = n_clusters
         self.gamma = gamma
         self.fairness_weight = fairness_weight
@@ -132,6 +202,60 @@ class _BaseEntropyClustering(
         self.n_heads = n_heads
         self.temperature = temperature
         self.semi_supervised = semi_supervised
+        self.module = module
+        self.augment = augment
+        self.n_augmentations = n_augmentations
+        self.callbacks = callbacks
+        vars(self).update(kwargs)  # module__* parameters, as skorch stores them
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if cls.__doc__:
+            cls.__doc__ = cls.__doc__.replace(
+                _DEEP_PARAMETERS_MARKER, _DEEP_PARAMETERS_DOC
+            ).replace(_DEEP_ATTRIBUTES_MARKER, _DEEP_ATTRIBUTES_DOC)
+
+    def get_params(self, deep=True):
+        """Get parameters for this estimator, ``module__*`` ones included.
+
+        Parameters
+        ----------
+        deep : bool, default=True
+            If True, will return the parameters for this estimator and
+            contained subobjects that are estimators.
+
+        Returns
+        -------
+        params : dict
+            Parameter names mapped to their values.
+        """
+        params = super().get_params(deep=deep)
+        params.update(
+            (key, value) for key, value in vars(self).items()
+            if key.startswith("module__")
+        )
+        return params
+
+    def set_params(self, **params):
+        """Set the parameters of this estimator, ``module__*`` ones included.
+
+        ``module__<name>`` parameters are the keyword arguments the feature
+        network ``module`` is built with, as in skorch; they can be tuned by
+        :class:`~sklearn.model_selection.GridSearchCV`.
+
+        Parameters
+        ----------
+        **params : dict
+            Estimator parameters.
+
+        Returns
+        -------
+        self : estimator instance
+            Estimator instance.
+        """
+        for key in [key for key in params if key.startswith("module__")]:
+            setattr(self, key, params.pop(key))
+        return super().set_params(**params)
 
     @abstractmethod
     def _batch_loss(self, log_probs, prior, sample_weight):
@@ -164,6 +288,13 @@ class _BaseEntropyClustering(
 
     def _check_continuation(self):
         """Check that training can continue from the fitted heads."""
+        if (self.module is None) == hasattr(self, "net_"):
+            raise ValueError(
+                "Training cannot continue with module="
+                f"{'None' if self.module is None else 'a network'} from a model "
+                f"fitted {'with' if hasattr(self, 'net_') else 'without'} one; fit "
+                "a new model (with warm_start=False)."
+            )
         fitted = {
             "n_clusters": self._n_features_out,
             "head": self._head_config["head"],
@@ -221,12 +352,15 @@ class _BaseEntropyClustering(
         self : object
             Fitted estimator.
         """
+        self._check_deep_params()
+        if self.module is not None:
+            return self._fit_network(X, y, sample_weight, partial=False)
         warm = self._continues_training()
+        if warm:
+            self._check_continuation()
         X = validate_data(self, X, dtype=[np.float64, np.float32], reset=not warm)
         _check_magnitude(X)
         self._check_params_vs_input(X)
-        if warm:
-            self._check_continuation()
         y = self._check_partial_labels(y, X.shape[0])
         prior = _check_prior(self.prior, self.n_clusters)
         random_state = check_random_state(self.random_state)
@@ -267,6 +401,7 @@ class _BaseEntropyClustering(
         self._set_fitted_heads(heads, head_losses)
         labels = self._labels(heads[self.best_head_], X)
 
+        vars(self).pop("net_", None)  # of a deep model fitted before
         self._optimizer_state = _optimizer_state(optimizer, self.optimizer)
         self._n_features_out = self.n_clusters
         self.labels_ = labels
@@ -347,13 +482,16 @@ class _BaseEntropyClustering(
         >>> adjusted_rand_score(y, labels) > 0.95
         True
         """
+        self._check_deep_params()
+        if self.module is not None:
+            return self._fit_network(X, y, sample_weight, partial=True)
         first_call = not hasattr(self, "n_iter_")
+        if not first_call:
+            self._check_continuation()
         X = validate_data(self, X, dtype=[np.float64, np.float32], reset=first_call)
         _check_magnitude(X)
         if first_call:
             self._check_params_vs_input(X)
-        else:
-            self._check_continuation()
         y = self._check_partial_labels(y, X.shape[0])
         prior = _check_prior(self.prior, self.n_clusters)
         self._random_state = getattr(
@@ -386,6 +524,199 @@ class _BaseEntropyClustering(
         self.loss_curve_ = [loss] if first_call else [*self.loss_curve_, loss]
         self.converged_ = False
         return self
+
+    # -- Deep mode: a feature network trained with the heads, through skorch --
+
+    def _check_deep_params(self):
+        """Raise where deep-mode parameters are set without a ``module``."""
+        if self.module is not None:
+            _deep.check_skorch()
+            return
+        deep_only = [
+            key
+            for key, value in {
+                "augment": self.augment,
+                "callbacks": self.callbacks,
+                **self._module_params(prefixed=True),
+            }.items()
+            if value is not None
+        ]
+        if deep_only:
+            raise ValueError(
+                f"{', '.join(deep_only)} set up the training of a feature "
+                "network and need module (a torch.nn.Module class or "
+                "instance); got module=None."
+            )
+
+    def _module_params(self, prefixed=False):
+        """The ``module__*`` parameters, with or without their prefix."""
+        return {
+            key if prefixed else key.removeprefix("module__"): value
+            for key, value in vars(self).items()
+            if key.startswith("module__")
+        }
+
+    def _validate_network_input(self, X, *, reset):
+        """X for the network as float32; samples of any shape, e.g. (C, H, W).
+
+        Later calls must give samples of the shape that ``fit`` saw.
+        """
+        X = validate_data(self, X, dtype=np.float32, allow_nd=True, reset=reset)
+        if reset:
+            self._input_shape = X.shape[1:]
+        elif X.shape[1:] != self._input_shape:
+            raise ValueError(
+                f"X has samples of shape {X.shape[1:]}, but {type(self).__name__} "
+                f"was fitted on samples of shape {self._input_shape}."
+            )
+        return X
+
+    def _fit_network(self, X, y, sample_weight, *, partial):
+        """``fit``, or one epoch of ``partial_fit``, of deep mode.
+
+        A :class:`skorch.NeuralNet` trains the network ``module`` and the
+        heads on this estimator's loss (see :mod:`skentropy._deep`): ``fit``
+        runs ``n_init`` new trainings of at most ``max_iter`` epochs, each
+        stopped early on the training loss, or, with ``warm_start``, continues
+        the fitted net; ``partial_fit`` runs one epoch.
+        """
+        if partial:
+            new = not hasattr(self, "n_iter_")
+            self._random_state = getattr(
+                self, "_random_state", check_random_state(self.random_state)
+            )
+            random_state = self._random_state
+        else:
+            new = not self._continues_training()
+            random_state = check_random_state(self.random_state)
+        if not new:
+            self._check_continuation()
+        X = self._validate_network_input(X, reset=new)
+        if new:
+            self._check_params_vs_input(X)
+        y = self._check_partial_labels(y, X.shape[0])
+        prior = _check_prior(self.prior, self.n_clusters)
+        sample_weight = _check_sample_weight(
+            sample_weight, X, dtype=np.float32, ensure_non_negative=True
+        )
+        device = _resolve_device(self.device)
+        data = {"X": X, "sample_weight": sample_weight}
+        if y is not None:
+            data["labels"] = y
+        if prior is not None:
+            prior = torch.tensor(prior, dtype=torch.float32, device=device)
+        train = functools.partial(
+            _train_network,
+            data=data,
+            epochs=1 if partial else self.max_iter,
+            batch_loss=functools.partial(self._network_losses, prior=prior),
+            random_state=random_state,
+            device=device,
+        )
+        if new:
+            best = None
+            for _ in range(1 if partial else self.n_init):
+                net = self._new_network(X, y, sample_weight, random_state, device)
+                head_losses, loss_curve = train(net)
+                if best is None or head_losses.min() < best[1].min():
+                    best = net, head_losses, loss_curve
+            net, head_losses, loss_curve = best
+        else:
+            net = self.net_
+            net.set_params(lr=self.lr)
+            head_losses, loss_curve = train(net)
+
+        self._set_fitted_heads(net.module_.heads, head_losses)
+        labels = _deep.log_probs(net, X, self.best_head_).argmax(dim=1).numpy()
+        n_steps = len(loss_curve) * _n_batches(X.shape[0], self.batch_size)
+        if partial and not new:
+            loss_curve = [*self.loss_curve_, *loss_curve]
+            n_steps += self.n_steps_
+        converged = not partial and len(loss_curve) < self.max_iter
+        if not (partial or converged):
+            warnings.warn(
+                f"Training stopped at max_iter={self.max_iter} epochs while the "
+                f"training loss still improved by more than tol={self.tol}; "
+                "consider increasing max_iter.",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
+        self.net_ = net
+        self._n_features_out = self.n_clusters
+        self.labels_ = labels
+        self.n_iter_ = len(loss_curve)
+        self.n_steps_ = n_steps
+        self.loss_curve_ = loss_curve
+        self.converged_ = converged
+        return self
+
+    def _new_network(self, X, y, sample_weight, random_state, device):
+        """A new, initialized skorch net with heads seeded on f_w(X).
+
+        skorch builds the network from ``module`` and ``module__*`` inside a
+        forked torch RNG seeded from ``random_state``. Each head is then
+        seeded by k-means++ on the features f_w of a random subset of X, as in
+        the shallow estimators on X itself.
+        """
+        seed = random_state.randint(np.iinfo(np.int32).max)
+        callbacks = _deep.default_callbacks(
+            self.n_iter_no_change, self.tol, self.verbose
+        )
+        callbacks += copy.deepcopy(self.callbacks or [])
+        net = _deep.ClusteringNet(
+            _deep.ClusteringModule,
+            module__backbone=self.module,
+            module__backbone_params=self._module_params(),
+            module__input_shape=X.shape[1:],
+            module__n_clusters=self.n_clusters,
+            module__n_heads=self.n_heads,
+            module__head=self.head,
+            module__temperature=self.temperature,
+            augment=self.augment,
+            n_augmentations=self.n_augmentations,
+            optimizer=_OPTIMIZERS[self.optimizer],
+            lr=self.lr,
+            optimizer__weight_decay=self.weight_decay,
+            batch_size=self.batch_size,
+            generator=_torch_generator(random_state),
+            callbacks=callbacks,
+            train_split=None,
+            verbose=self.verbose,
+            device=str(device),
+        )
+        with _deep.seeded_rng(seed, device):
+            net.initialize()
+            if X.shape[0] > self._init_size():
+                rows = random_state.choice(X.shape[0], self._init_size(), replace=False)
+                rows = np.sort(rows)
+            else:
+                rows = np.arange(X.shape[0])
+            features = _deep.features(net, X[rows], self.batch_size)
+        if not np.all(np.isfinite(features)):
+            raise ValueError(
+                "The network gives non-finite features for some samples of X; "
+                "scale X (e.g. images to [0, 1]) or check the module."
+            )
+        self._reset_heads(
+            net.module_.heads,
+            features,
+            None if y is None else y[rows],
+            sample_weight[rows],
+            random_state,
+        )
+        return net
+
+    def _network_losses(self, module, log_probs, sample_weight, labels, *, prior):
+        """The training loss of each head on a batch; ``log_probs`` (n, H, K)."""
+        return torch.stack(
+            [
+                self._loss(
+                    log_probs[:, index], head.margin_weight, labels, prior,
+                    sample_weight,
+                )
+                for index, head in enumerate(module.heads)
+            ]
+        )
 
     def _fit_single(
         self, X, y, sample_weight, heads, optimizer, prior, generator, description
@@ -482,10 +813,19 @@ class _BaseEntropyClustering(
         without weak supervision.
         """
         log_probs = torch.log_softmax(head(X_batch), dim=1)
+        return self._loss(log_probs, head.margin_weight, y_batch, prior, weight)
+
+    def _loss(self, log_probs, margin_weight, labels, prior, weight):
+        """The training loss of one head on one batch, from its ln σ.
+
+        The subclass loss, plus the margin term γ‖v‖² on the head's weights
+        v, plus, with labels (−1 = unlabeled), the cross-entropy of the
+        labeled rows.
+        """
         loss = self._batch_loss(log_probs, prior, weight)
-        loss = loss + self.gamma * losses.margin(head.margin_weight)
-        if y_batch is not None:
-            loss = loss + _labeled_cross_entropy(log_probs, y_batch, weight)
+        loss = loss + self.gamma * losses.margin(margin_weight)
+        if labels is not None:
+            loss = loss + _labeled_cross_entropy(log_probs, labels, weight)
         return loss
 
     def _make_head(self, n_features):
@@ -511,16 +851,31 @@ class _BaseEntropyClustering(
         if warm:
             heads = self._fitted_heads(device).to(dtype=dtype)
             return heads, _torch_generator(random_state)
-        init_size = max(_INIT_SIZE_BATCHES * self.batch_size, 3 * self.n_clusters)
-        seeds = [
-            _seed_prototypes(X, sample_weight, self.n_clusters, init_size, random_state)
-            for _ in range(self.n_heads)
-        ]
-        generator = _torch_generator(random_state)
         heads = nn.ModuleList(
             self._make_head(X.shape[1]).to(dtype=dtype, device=device)
             for _ in range(self.n_heads)
         )
+        generator = self._reset_heads(heads, X, y, sample_weight, random_state)
+        return heads, generator
+
+    def _init_size(self):
+        """How many rows (at most) the k-means++ seeds of a head are drawn from."""
+        return max(_INIT_SIZE_BATCHES * self.batch_size, 3 * self.n_clusters)
+
+    def _reset_heads(self, heads, X, y, sample_weight, random_state):
+        """Seed each head on its own k-means++ seeds of (a subset of) X.
+
+        Labeled clusters (weak supervision) are seeded at the weighted mean
+        of their labeled rows. Returns the torch generator that drew the
+        heads' random fixed parameters, seeded from ``random_state``.
+        """
+        seeds = [
+            _seed_prototypes(
+                X, sample_weight, self.n_clusters, self._init_size(), random_state
+            )
+            for _ in heads
+        ]
+        generator = _torch_generator(random_state)
         if y is not None:
             class_means = _class_means(X, y, sample_weight, self.n_clusters)
             labeled = ~np.isnan(class_means[:, 0])
@@ -528,7 +883,7 @@ class _BaseEntropyClustering(
                 head_seeds[labeled] = class_means[labeled]
         for head, head_seeds in zip(heads, seeds, strict=True):
             head.reset_parameters(head_seeds, generator=generator)
-        return heads, generator
+        return generator
 
     def _fitted_heads(self, device):
         """All fitted heads as a :class:`torch.nn.ModuleList`, in the fitted dtype."""
@@ -608,12 +963,21 @@ class _BaseEntropyClustering(
     def _labels(self, head, X):
         return self._log_probs(head, X).argmax(dim=1).cpu().numpy()
 
-    def _validate_for_inference(self, X):
-        """Validated X and the fitted head on the estimator's device."""
+    def _inference(self, X):
+        """ln σ of the selected head on X, the validated X, the head's v.
+
+        In deep mode the fitted network runs where it was fitted (on the CPU
+        once unpickled on a machine without CUDA).
+        """
         check_is_fitted(self)
+        if hasattr(self, "net_"):
+            X = self._validate_network_input(X, reset=False)
+            head = self.net_.module_.heads[self.best_head_]
+            return _deep.log_probs(self.net_, X, self.best_head_), X, head
         X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
         _check_magnitude(X)
-        return X, self._fitted_head(_resolve_device(self.device))
+        head = self._fitted_head(_resolve_device(self.device))
+        return self._log_probs(head, X), X, head
 
     def predict(self, X):
         """Predict the cluster of each sample, the argmax of σ.
@@ -628,8 +992,8 @@ class _BaseEntropyClustering(
         labels : ndarray of shape (n_samples,)
             Index of the cluster each sample belongs to.
         """
-        X, head = self._validate_for_inference(X)
-        return self._labels(head, X)
+        log_probs, _, _ = self._inference(X)
+        return log_probs.argmax(dim=1).cpu().numpy()
 
     def predict_proba(self, X):
         """Soft cluster memberships σ, the softmax of the head's logits.
@@ -644,8 +1008,8 @@ class _BaseEntropyClustering(
         probs : ndarray of shape (n_samples, n_clusters)
             Probability of each cluster for each sample; rows sum to one.
         """
-        X, head = self._validate_for_inference(X)
-        return self._log_probs(head, X).exp().cpu().numpy()
+        log_probs, _, _ = self._inference(X)
+        return log_probs.exp().cpu().numpy()
 
     def transform(self, X):
         """Transform X to soft cluster memberships σ, as ``predict_proba``.
@@ -695,18 +1059,17 @@ class _BaseEntropyClustering(
         score : float
             Opposite of the loss on X.
         """
-        X, head = self._validate_for_inference(X)
+        log_probs, X, head = self._inference(X)
         sample_weight = _check_sample_weight(
             sample_weight, X, dtype=X.dtype, ensure_non_negative=True
         )
         prior = _check_prior(self.prior, self.n_clusters)
-        log_probs = self._log_probs(head, X)
         weight = _to_tensor(sample_weight, like=log_probs)
         with torch.no_grad():
             loss = (
                 losses.decisiveness(log_probs, weight)
                 + self.fairness_weight * losses.fairness(log_probs, prior, weight)
-                + self.gamma * losses.margin(head.margin_weight)
+                + self.gamma * losses.margin(head.margin_weight.to(log_probs))
             )
         return -loss.item()
 
@@ -714,6 +1077,25 @@ class _BaseEntropyClustering(
         tags = super().__sklearn_tags__()
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
         return tags
+
+
+def _train_network(net, *, data, epochs, batch_loss, random_state, device):
+    """Train a skorch net for up to ``epochs`` epochs on ``data``.
+
+    The net's own generator shuffles the batches and draws the
+    augmentations; torch's global RNG (dropout) is forked and seeded from
+    ``random_state``. Returns the mean loss of each head in the last epoch and the
+    training loss (the lowest of the heads') of every epoch run.
+    """
+    seed = random_state.randint(np.iinfo(np.int32).max)
+    n_before = len(net.history)
+    net.set_params(max_epochs=epochs)
+    with _deep.seeded_rng(seed, device):
+        net.partial_fit(data, batch_loss=batch_loss)
+    head_losses = [
+        _deep.epoch_head_losses(epoch) for epoch in list(net.history)[n_before:]
+    ]
+    return head_losses[-1], [float(losses.min()) for losses in head_losses]
 
 
 def _partial_labels(y, n_samples, n_clusters):

@@ -139,6 +139,8 @@ class MIGDClustering(_BaseEntropyClustering):
         if one is available. The fitted parameters are stored as numpy arrays
         in any case.
 
+    <deep mode parameters>
+
     Attributes
     ----------
     coef_ : ndarray of shape (n_clusters, n_features)
@@ -189,6 +191,8 @@ class MIGDClustering(_BaseEntropyClustering):
     feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Names of features seen during :term:`fit`. Defined only when `X`
         has feature names that are all strings.
+
+    <deep mode attributes>
 
     See Also
     --------
@@ -270,6 +274,11 @@ class MIGDClustering(_BaseEntropyClustering):
         random_state=None,
         verbose=0,
         device="auto",
+        module=None,
+        augment=None,
+        n_augmentations=2,
+        callbacks=None,
+        **kwargs,
     ):
         super().__init__(
             n_clusters,
@@ -292,6 +301,11 @@ class MIGDClustering(_BaseEntropyClustering):
             random_state=random_state,
             verbose=verbose,
             device=device,
+            module=module,
+            augment=augment,
+            n_augmentations=n_augmentations,
+            callbacks=callbacks,
+            **kwargs,
         )
 
     def _batch_loss(self, log_probs, prior, sample_weight):
@@ -432,6 +446,8 @@ class SeLaClustering(_BaseEntropyClustering):
         if one is available. The fitted parameters are stored as numpy arrays
         in any case.
 
+    <deep mode parameters>
+
     Attributes
     ----------
     coef_ : ndarray of shape (n_clusters, n_features)
@@ -481,6 +497,8 @@ class SeLaClustering(_BaseEntropyClustering):
     feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Names of features seen during :term:`fit`. Defined only when `X`
         has feature names that are all strings.
+
+    <deep mode attributes>
 
     See Also
     --------
@@ -563,6 +581,11 @@ class SeLaClustering(_BaseEntropyClustering):
         random_state=None,
         verbose=0,
         device="auto",
+        module=None,
+        augment=None,
+        n_augmentations=2,
+        callbacks=None,
+        **kwargs,
     ):
         super().__init__(
             n_clusters,
@@ -585,6 +608,11 @@ class SeLaClustering(_BaseEntropyClustering):
             random_state=random_state,
             verbose=verbose,
             device=device,
+            module=module,
+            augment=augment,
+            n_augmentations=n_augmentations,
+            callbacks=callbacks,
+            **kwargs,
         )
         self.sinkhorn_power = sinkhorn_power
         self.em_tol = em_tol
@@ -593,6 +621,12 @@ class SeLaClustering(_BaseEntropyClustering):
 
     def _check_params_vs_input(self, X):
         super()._check_params_vs_input(X)
+        if self.schedule == "full" and self.module is not None:
+            raise ValueError(
+                "schedule='full' solves the labels of the whole data set from "
+                "fixed features and does not train a module; use "
+                "schedule='batch' with module."
+            )
         if self.schedule == "full" and self.n_heads > 1:
             raise ValueError(
                 f"schedule='full' solves one set of labels per epoch and needs "
@@ -762,6 +796,8 @@ class MIADMClustering(_BaseEntropyClustering):
         if one is available. The fitted parameters are stored as numpy arrays
         in any case.
 
+    <deep mode parameters>
+
     Attributes
     ----------
     coef_ : ndarray of shape (n_clusters, n_features)
@@ -811,6 +847,8 @@ class MIADMClustering(_BaseEntropyClustering):
     feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Names of features seen during :term:`fit`. Defined only when `X`
         has feature names that are all strings.
+
+    <deep mode attributes>
 
     See Also
     --------
@@ -889,6 +927,11 @@ class MIADMClustering(_BaseEntropyClustering):
         random_state=None,
         verbose=0,
         device="auto",
+        module=None,
+        augment=None,
+        n_augmentations=2,
+        callbacks=None,
+        **kwargs,
     ):
         super().__init__(
             n_clusters,
@@ -911,6 +954,11 @@ class MIADMClustering(_BaseEntropyClustering):
             random_state=random_state,
             verbose=verbose,
             device=device,
+            module=module,
+            augment=augment,
+            n_augmentations=n_augmentations,
+            callbacks=callbacks,
+            **kwargs,
         )
         self.em_tol = em_tol
         self.em_max_iter = em_max_iter

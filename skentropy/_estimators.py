@@ -144,6 +144,8 @@ class EntropyClustering(_BaseEntropyClustering):
         if one is available. The fitted parameters are stored as numpy arrays
         in any case.
 
+    <deep mode parameters>
+
     Attributes
     ----------
     coef_ : ndarray of shape (n_clusters, n_features)
@@ -196,6 +198,8 @@ class EntropyClustering(_BaseEntropyClustering):
     feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Names of features seen during :term:`fit`. Defined only when `X`
         has feature names that are all strings.
+
+    <deep mode attributes>
 
     See Also
     --------
@@ -290,6 +294,11 @@ class EntropyClustering(_BaseEntropyClustering):
         random_state=None,
         verbose=0,
         device="auto",
+        module=None,
+        augment=None,
+        n_augmentations=2,
+        callbacks=None,
+        **kwargs,
     ):
         super().__init__(
             n_clusters,
@@ -312,6 +321,11 @@ class EntropyClustering(_BaseEntropyClustering):
             n_heads=n_heads,
             temperature=temperature,
             semi_supervised=semi_supervised,
+            module=module,
+            augment=augment,
+            n_augmentations=n_augmentations,
+            callbacks=callbacks,
+            **kwargs,
         )
         self.em_tol = em_tol
         self.em_max_iter = em_max_iter
@@ -458,6 +472,8 @@ class CollisionCEClustering(_BaseEntropyClustering):
         if one is available. The fitted parameters are stored as numpy arrays
         in any case.
 
+    <deep mode parameters>
+
     Attributes
     ----------
     coef_ : ndarray of shape (n_clusters, n_features)
@@ -510,6 +526,8 @@ class CollisionCEClustering(_BaseEntropyClustering):
     feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Names of features seen during :term:`fit`. Defined only when `X`
         has feature names that are all strings.
+
+    <deep mode attributes>
 
     See Also
     --------
@@ -612,6 +630,11 @@ class CollisionCEClustering(_BaseEntropyClustering):
         random_state=None,
         verbose=0,
         device="auto",
+        module=None,
+        augment=None,
+        n_augmentations=2,
+        callbacks=None,
+        **kwargs,
     ):
         super().__init__(
             n_clusters,
@@ -634,6 +657,11 @@ class CollisionCEClustering(_BaseEntropyClustering):
             n_heads=n_heads,
             temperature=temperature,
             semi_supervised=semi_supervised,
+            module=module,
+            augment=augment,
+            n_augmentations=n_augmentations,
+            callbacks=callbacks,
+            **kwargs,
         )
         self.em_tol = em_tol
         self.em_max_iter = em_max_iter
@@ -769,6 +797,8 @@ class MaxMarginEntropyClustering(_BaseEntropyClustering):
         if one is available. The fitted parameters are stored as numpy arrays
         in any case.
 
+    <deep mode parameters>
+
     Attributes
     ----------
     coef_ : ndarray of shape (n_clusters, n_features)
@@ -821,6 +851,8 @@ class MaxMarginEntropyClustering(_BaseEntropyClustering):
     feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Names of features seen during :term:`fit`. Defined only when `X`
         has feature names that are all strings.
+
+    <deep mode attributes>
 
     See Also
     --------
@@ -907,6 +939,11 @@ class MaxMarginEntropyClustering(_BaseEntropyClustering):
         random_state=None,
         verbose=0,
         device="auto",
+        module=None,
+        augment=None,
+        n_augmentations=2,
+        callbacks=None,
+        **kwargs,
     ):
         super().__init__(
             n_clusters,
@@ -929,6 +966,11 @@ class MaxMarginEntropyClustering(_BaseEntropyClustering):
             n_heads=n_heads,
             temperature=temperature,
             semi_supervised=semi_supervised,
+            module=module,
+            augment=augment,
+            n_augmentations=n_augmentations,
+            callbacks=callbacks,
+            **kwargs,
         )
 
     def _batch_loss(self, log_probs, prior, sample_weight):

@@ -18,7 +18,6 @@ from sklearn.datasets import load_digits, make_blobs
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import adjusted_rand_score
 from sklearn.preprocessing import StandardScaler
-from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from skentropy import MIADMClustering, MIGDClustering, SeLaClustering
 from skentropy._forward_labels import (
@@ -49,31 +48,6 @@ def random_log_probs(n_samples, n_classes, seed, scale=3.0, one_hot_rows=0):
 def blobs():
     centers = [[0, 4], [4, -2], [-4, -2]]
     return make_blobs(n_samples=300, centers=centers, random_state=0)
-
-
-# ---- scikit-learn compatibility ----------------------------------------------
-
-
-def expected_failed_checks(estimator):
-    """The checks that every estimator is known to fail, each with its reason."""
-    return {
-        "check_sample_weight_equivalence_on_dense_data": (
-            "Integer weights equal repeated samples in distribution only, as for "
-            "KMeans and SGDClassifier: the k-means++ seeding draws samples with "
-            "probabilities proportional to their weights, so weighted and "
-            "repeated data get different (equally likely) seeds, and their "
-            "mini-batches differ."
-        ),
-    }
-
-
-@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
-@parametrize_with_checks(
-    [Estimator(max_iter=20, random_state=0) for Estimator in BASELINES],
-    expected_failed_checks=expected_failed_checks,
-)
-def test_sklearn_compatible_estimator(estimator, check):
-    check(estimator)
 
 
 # ---- estimators --------------------------------------------------------------

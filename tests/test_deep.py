@@ -1,0 +1,369 @@
+"""Deep mode: estimators that train a feature network through skorch."""
+
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from sklearn.base import clone
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.metrics import adjusted_rand_score
+from sklearn.model_selection import GridSearchCV
+from torch import nn
+
+from skentropy import (
+    VGG4,
+    CollisionCEClustering,
+    EntropyClustering,
+    MaxMarginEntropyClustering,
+    MIADMClustering,
+    MIGDClustering,
+    SeLaClustering,
+    SelfAugmentation,
+)
+
+pytest.importorskip("skorch")
+from skorch.callbacks import Callback  # noqa: E402
+
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+
+
+class SmallNet(nn.Module):
+    """A tiny convolutional feature network for 8×8 images."""
+
+    def __init__(self, input_shape=(1, 8, 8), width=4):
+        super().__init__()
+        self.input_shape = input_shape
+        self.width = width
+        self.layers = nn.Sequential(
+            nn.Conv2d(input_shape[0], width, 3, padding=1),
+            nn.BatchNorm2d(width),
+            nn.ReLU(),
+            nn.AdaptiveAvgPool2d(2),
+        )
+
+    def forward(self, X):
+        return self.layers(X)
+
+
+class Exploding(nn.Module):
+    """A feature network whose features overflow."""
+
+    def __init__(self):
+        super().__init__()
+        self.scale = nn.Parameter(torch.ones(()))
+
+    def forward(self, X):
+        return X.flatten(1) * self.scale * 1e30 * 1e30
+
+
+def make_images(n_per_class=60, channels=1, seed=0):
+    """Three classes of noisy 8×8 images: bright top, bright bottom, dark."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(scale=0.3, size=(3 * n_per_class, channels, 8, 8))
+    X[:n_per_class, :, :4] += 2.0
+    X[n_per_class : 2 * n_per_class, :, 4:] += 2.0
+    y = np.repeat(np.arange(3), n_per_class)
+    return X.astype(np.float32), y
+
+
+def deep(estimator=EntropyClustering, **params):
+    defaults = dict(
+        n_clusters=3, module=SmallNet, max_iter=3, lr=1e-2, batch_size=60,
+        random_state=0,
+    )
+    return estimator(**{**defaults, **params})
+
+
+@pytest.fixture(scope="module")
+def images():
+    return make_images()
+
+
+@pytest.fixture(scope="module")
+def fitted(images):
+    X, _ = images
+    return deep(max_iter=4).fit(X)
+
+
+def test_fit_predict_shapes_and_consistency(fitted, images):
+    X, _ = images
+    assert fitted.labels_.shape == (X.shape[0],)
+    np.testing.assert_array_equal(fitted.predict(X), fitted.labels_)
+    probs = fitted.predict_proba(X[:7])
+    assert probs.shape == (7, 3)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
+    np.testing.assert_allclose(fitted.transform(X[:7]), probs)
+    assert np.isfinite(fitted.score(X))
+    assert fitted.n_iter_ == len(fitted.loss_curve_) == 4
+    assert fitted.n_steps_ == 4 * 3
+    # the head's weights on the features f_w: 4 channels × 2 × 2
+    assert fitted.coef_.shape == (3, 16)
+
+
+def test_clusters_easy_images(images):
+    X, y = images
+    model = deep(max_iter=15, lr=3e-2).fit(X)
+    assert adjusted_rand_score(y, model.labels_) > 0.9
+
+
+@pytest.mark.parametrize(
+    "estimator",
+    [
+        EntropyClustering,
+        CollisionCEClustering,
+        MaxMarginEntropyClustering,
+        MIGDClustering,
+        SeLaClustering,
+        MIADMClustering,
+    ],
+)
+def test_every_estimator_trains_a_module(estimator, images):
+    X, _ = images
+    model = deep(estimator, max_iter=2).fit(X)
+    assert set(np.unique(model.predict(X))) <= {0, 1, 2}
+    assert hasattr(model, "net_")
+
+
+def test_same_seed_same_labels(images):
+    X, _ = images
+    first = deep().fit(X)
+    second = deep().fit(X)
+    np.testing.assert_array_equal(first.labels_, second.labels_)
+    np.testing.assert_array_equal(first.loss_curve_, second.loss_curve_)
+
+
+def test_pickle_round_trip(fitted, images):
+    X, _ = images
+    restored = pickle.loads(pickle.dumps(fitted))
+    np.testing.assert_array_equal(restored.predict(X), fitted.predict(X))
+    np.testing.assert_allclose(restored.predict_proba(X), fitted.predict_proba(X))
+
+
+def test_clone_and_module_params(fitted):
+    model = deep(module__width=6)
+    assert model.get_params()["module__width"] == 6
+    copy = clone(model)
+    assert copy.get_params()["module__width"] == 6
+    assert not hasattr(clone(fitted), "net_")
+    model.set_params(module__width=5)
+    assert model.module__width == 5
+
+
+def test_module_params_build_the_network(images):
+    X, _ = images
+    model = deep(module__width=5, max_iter=1).fit(X)
+    assert model.net_.module_.backbone.width == 5
+    assert model.coef_.shape == (3, 20)
+    model.set_params(module__width=2).fit(X)
+    assert model.coef_.shape == (3, 8)
+
+
+def test_grid_search_over_module_params(images):
+    X, y = images
+    search = GridSearchCV(
+        deep(max_iter=2),
+        {"module__width": [2, 4]},
+        scoring="adjusted_rand_score",
+        cv=2,
+    ).fit(X, y)
+    assert search.best_params_["module__width"] in (2, 4)
+
+
+def test_module_instance_is_not_trained_in_place(images):
+    X, _ = images
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        backbone = SmallNet()
+    before = {key: value.clone() for key, value in backbone.state_dict().items()}
+    model = deep(module=backbone, max_iter=2).fit(X)
+    assert model.net_.module_.backbone is not backbone
+    for key, value in backbone.state_dict().items():
+        torch.testing.assert_close(value, before[key])
+    # module__* parameters rebuild an instance from its class
+    rebuilt = deep(module=backbone, module__width=3, max_iter=1).fit(X)
+    assert rebuilt.net_.module_.backbone.width == 3
+
+
+def test_partial_fit_counts_epochs_and_reads_memmaps(images, tmp_path):
+    X, _ = images
+    np.save(tmp_path / "X.npy", X)
+    X_map = np.load(tmp_path / "X.npy", mmap_mode="r")
+    model = deep()
+    for epoch in range(3):
+        model.partial_fit(X_map)
+        assert model.n_iter_ == len(model.loss_curve_) == epoch + 1
+    assert model.n_steps_ == 3 * 3
+    assert len(model.net_.history) == 3
+    assert model.predict(X_map).shape == (X.shape[0],)
+    del X_map
+
+
+def test_warm_start_continues_the_network(images):
+    X, _ = images
+    model = deep(max_iter=2, warm_start=True).fit(X)
+    net = model.net_
+    model.fit(X)
+    assert model.net_ is net
+    assert len(net.history) == 4
+    assert model.n_iter_ == 2
+    with pytest.raises(ValueError, match="module=None"):
+        model.set_params(module=None).fit(X.reshape(len(X), -1))
+
+
+def test_refit_without_module_drops_the_network(images):
+    X, _ = images
+    model = deep(max_iter=1).fit(X)
+    model.set_params(module=None).fit(X.reshape(len(X), -1))
+    assert not hasattr(model, "net_")
+    assert model.predict(X.reshape(len(X), -1)).shape == (len(X),)
+
+
+def test_early_stopping_on_the_training_loss(images):
+    X, _ = images
+    model = deep(max_iter=30, tol=10.0, n_iter_no_change=2).fit(X)
+    # no epoch improves by 10: stops after 1 + (n_iter_no_change + 1) epochs
+    assert model.n_iter_ == 4
+    assert model.converged_
+
+
+def test_not_converged_warns(images):
+    X, _ = images
+    with pytest.warns(ConvergenceWarning, match="max_iter=2"):
+        deep(max_iter=2, tol=0.0).fit(X)
+
+
+class _Recorder(Callback):
+    def initialize(self):
+        self.epochs_ = 0
+        return self
+
+    def on_epoch_end(self, net, **kwargs):
+        self.epochs_ += 1
+
+
+def test_user_callbacks_run_and_are_not_mutated(images):
+    X, _ = images
+    recorder = _Recorder()
+    model = deep(max_iter=3, callbacks=[("recorder", recorder)]).fit(X)
+    assert dict(model.net_.callbacks_)["recorder"].epochs_ == 3
+    assert not hasattr(recorder, "epochs_")
+
+
+def test_several_heads_keep_the_best(images):
+    X, _ = images
+    model = deep(n_heads=3, max_iter=2).fit(X)
+    assert model.head_losses_.shape == (3,)
+    assert model.best_head_ == int(np.argmin(model.head_losses_))
+    assert len(model.net_.module_.heads) == 3
+
+
+def test_n_init_keeps_the_lowest_loss(images):
+    X, _ = images
+    model = deep(n_init=2, max_iter=2).fit(X)
+    single = deep(max_iter=2).fit(X)
+    assert model.head_losses_.min() <= single.head_losses_.min() + 1e-6
+
+
+def test_augment_callables(images):
+    X, _ = images
+    calls = []
+
+    def noise(batch, generator):
+        calls.append(generator)
+        scale = 0.1 * torch.rand(len(batch), 1, 1, 1, generator=generator)
+        return batch + scale.to(batch.device)
+
+    model = deep(augment=noise, n_augmentations=3, max_iter=1).fit(X)
+    # 3 views per batch, 3 batches, and the generator handed over
+    assert len(calls) == 9
+    assert all(isinstance(generator, torch.Generator) for generator in calls)
+    again = deep(augment=noise, n_augmentations=3, max_iter=1).fit(X)
+    np.testing.assert_array_equal(model.labels_, again.labels_)
+    deep(augment=lambda batch: batch.flip(-1), max_iter=1).fit(X)
+    with pytest.raises(ValueError, match="augment must return"):
+        deep(augment=lambda batch: batch[:, :, :4], max_iter=1).fit(X)
+
+
+def test_grey_images_without_channel_axis_are_augmented(images):
+    X, _ = images
+
+    class Flat(nn.Module):
+        def __init__(self, input_shape):
+            super().__init__()
+            self.linear = nn.Linear(int(np.prod(input_shape)), 8)
+
+        def forward(self, X):
+            return self.linear(X.flatten(1))
+
+    def shift(batch):
+        assert batch.ndim == 4  # (n, 1, H, W)
+        return batch.roll(1, dims=-1)
+
+    model = deep(module=Flat, augment=shift, max_iter=1).fit(X[:, 0])
+    assert model.predict(X[:, 0]).shape == (len(X),)
+
+
+def test_semi_supervised_deep(images):
+    X, y = images
+    given = np.full_like(y, -1)
+    given[::10] = y[::10]
+    model = deep(semi_supervised=True, max_iter=8, lr=3e-2).fit(X, given)
+    accuracy = np.mean(model.labels_ == y)
+    assert accuracy > 0.9
+
+
+def test_sample_weight_ones_changes_nothing(images):
+    X, _ = images
+    plain = deep().fit(X)
+    weighted = deep().fit(X, sample_weight=np.ones(len(X)))
+    np.testing.assert_array_equal(plain.labels_, weighted.labels_)
+
+
+def test_deep_parameters_without_module_raise(images):
+    X, _ = images
+    flat = X.reshape(len(X), -1)
+    with pytest.raises(ValueError, match="module__width .*module=None"):
+        EntropyClustering(3, module__width=3).fit(flat)
+    with pytest.raises(ValueError, match="augment .*module=None"):
+        EntropyClustering(3, augment=lambda batch: batch).fit(flat)
+    with pytest.raises(TypeError, match="unexpected keyword argument 'widht'"):
+        EntropyClustering(3, widht=3)
+
+
+def test_bad_inputs_raise_value_errors(fitted, images):
+    X, _ = images
+    with pytest.raises(ValueError, match=r"samples of shape \(1, 6, 6\)"):
+        fitted.predict(X[:, :, :6, :6])
+    with pytest.raises(ValueError, match="does not accept samples of shape"):
+        deep(module=SmallNet()).fit(np.zeros((30, 2, 8, 8), dtype=np.float32))
+    with pytest.raises(ValueError, match="could not be built"):
+        deep(module__depth=3).fit(X)
+    with pytest.raises(ValueError, match="training loss became nan"):
+        deep(optimizer="sgd", lr=1e38, max_iter=3).fit(X)
+    with pytest.raises(ValueError, match="non-finite features"):
+        deep(module=Exploding).fit(X + 1.0)
+    with pytest.raises(ValueError, match="schedule='full'"):
+        deep(SeLaClustering, schedule="full").fit(X)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_fit_pickles_to_cpu(images):
+    X, _ = images
+    model = deep(device="cuda", max_iter=2).fit(X)
+    assert next(model.net_.module_.parameters()).is_cuda
+    restored = pickle.loads(pickle.dumps(model))
+    np.testing.assert_array_equal(restored.predict(X), model.predict(X))
+
+
+def test_vgg4_with_self_augmentation_on_small_images():
+    rng = np.random.default_rng(0)
+    X = rng.random((24, 16, 16), dtype=np.float32)  # grey, USPS-sized
+    model = EntropyClustering(
+        n_clusters=2, module=VGG4, augment=SelfAugmentation(), batch_size=12,
+        max_iter=1, random_state=0,
+    ).fit(X)
+    assert model.net_.module_.backbone.variant == "28x28x1"
+    assert model.coef_.shape == (2, 4608)
+    restored = pickle.loads(pickle.dumps(model))
+    np.testing.assert_array_equal(restored.predict(X), model.labels_)
