@@ -73,8 +73,10 @@ sphinx_gallery_conf = {
     "examples_dirs": "../examples",
     "gallery_dirs": "auto_examples",
     "filename_pattern": r"/plot_",
-    # The command-line comparison run by `make demo` is not a gallery script.
-    "ignore_pattern": r"(compare_digits\.py|__init__\.py)",
+    # Command-line scripts (`make demo`, feature extraction) are not gallery ones.
+    "ignore_pattern": (
+        r"(compare_digits\.py|extract_features_efficientnet\.py|__init__\.py)"
+    ),
     "within_subsection_order": "FileNameSortKey",
     "doc_module": ("skentropy",),
     "backreferences_dir": "gen_modules/backreferences",

@@ -20,8 +20,24 @@ MIADMClustering
 SeCuClustering
     Cluster discrimination with size-bounded online hard assignment.
 
+Deep mode
+---------
+VGG4
+    The feature network of the papers' deep experiments (in ``nets``).
+SelfAugmentation
+    Random flip, rotation and colour jitter of image batches (in ``augment``).
+FeatureExtractor
+    Fixed features of images by a torch network, as a transformer (in
+    ``feature_extraction``).
+
 Modules
 -------
+nets
+    Feature networks for deep mode.
+augment
+    Self-augmentation of image batches, in torch.
+feature_extraction
+    A transformer computing fixed features of images with a torch network.
 losses
     The loss terms, one torch function each.
 pseudo_labels
@@ -32,7 +48,15 @@ plotting
     Soft decision regions of 2-D clusterings (needs matplotlib).
 """
 
-from skentropy import losses, metrics, plotting, pseudo_labels
+from skentropy import (
+    augment,
+    feature_extraction,
+    losses,
+    metrics,
+    nets,
+    plotting,
+    pseudo_labels,
+)
 from skentropy._baselines import MIADMClustering, MIGDClustering, SeLaClustering
 from skentropy._estimators import (
     CollisionCEClustering,
@@ -40,17 +64,26 @@ from skentropy._estimators import (
     MaxMarginEntropyClustering,
 )
 from skentropy._secu import SeCuClustering
+from skentropy.augment import SelfAugmentation
+from skentropy.feature_extraction import FeatureExtractor
+from skentropy.nets import VGG4
 
 __all__ = [
     "CollisionCEClustering",
     "EntropyClustering",
+    "FeatureExtractor",
     "MIADMClustering",
     "MIGDClustering",
     "MaxMarginEntropyClustering",
     "SeCuClustering",
     "SeLaClustering",
+    "SelfAugmentation",
+    "VGG4",
+    "augment",
+    "feature_extraction",
     "losses",
     "metrics",
+    "nets",
     "plotting",
     "pseudo_labels",
 ]
