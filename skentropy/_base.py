@@ -497,7 +497,7 @@ class _BaseEntropyClustering(
         ``y_batch`` holds the labels of the batch (−1 = unlabeled), or is None
         without weak supervision.
         """
-        log_probs = torch.log_softmax(head(X_batch), dim=1)
+        log_probs = torch.log_softmax(_logits(head, X_batch), dim=1)
         loss = self._batch_loss(log_probs, prior, weight)
         loss = loss + self.gamma * losses.margin(head.margin_weight)
         if y_batch is not None:
@@ -902,6 +902,34 @@ def _can_view(array, like):
         and array.flags.writeable
         and min(array.strides, default=0) >= 0
     )
+
+
+def _logits(head, features):
+    """The head's logits; those of a linear head by :class:`_Linear`."""
+    if type(head) is LinearHead:
+        return _Linear.apply(features, head.weight, head.bias)
+    return head(features)
+
+
+class _Linear(torch.autograd.Function):
+    """The linear map x ↦ vx + b of a mini-batch, with fast matrix products.
+
+    For a batch X (n × d) and K ≪ d outputs, the CPU's matrix product
+    computes the logits as (V Xᵀ)ᵀ 1.6 times faster than as X Vᵀ, which
+    :func:`torch.nn.functional.linear` does; the weight gradient is Gᵀ X, in
+    the orientation that autograd also uses (X.T @ G is several times slower).
+    """
+
+    @staticmethod
+    def forward(ctx, features, weight, bias):
+        ctx.save_for_backward(features, weight)
+        return torch.addmm(bias[:, None], weight, features.T).T
+
+    @staticmethod
+    def backward(ctx, grad):
+        features, weight = ctx.saved_tensors
+        grad_features = grad @ weight if ctx.needs_input_grad[0] else None
+        return grad_features, grad.T @ features, grad.sum(dim=0)
 
 
 @contextlib.contextmanager
