@@ -13,6 +13,7 @@ lowest training loss.
 import contextlib
 import itertools
 import math
+import threading
 import warnings
 from abc import ABC, abstractmethod
 from numbers import Integral, Real
@@ -932,21 +933,40 @@ class _Linear(torch.autograd.Function):
         return grad_features, grad.T @ features, grad.sum(dim=0)
 
 
-@contextlib.contextmanager
-def _one_thread():
-    """Run torch's operations on one CPU thread (intra-op) for the duration.
+class _OneThread:
+    """Context manager: torch's operations on one CPU thread (intra-op).
 
     The operations of a mini-batch step are small (a 250 × 2048 by 2048 × 10
     product takes 0.3 ms): a second thread gains little on an idle machine,
     and on a busy one every parallel region waits for a descheduled thread;
-    on 2 shared cores, 2 threads made an epoch 3 to 20 times slower.
+    on 2 shared cores, 2 threads made an epoch 3 to 20 times slower. The
+    setting is global to the process, so concurrent fits (threads of a Dask
+    worker) share one count: the first saves the setting, the last restores
+    it.
     """
-    n_threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(n_threads)
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._n_users = 0
+        self._saved = None
+
+    @contextlib.contextmanager
+    def __call__(self):
+        with self._lock:
+            if not self._n_users:
+                self._saved = torch.get_num_threads()
+                torch.set_num_threads(1)
+            self._n_users += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._n_users -= 1
+                if not self._n_users:
+                    torch.set_num_threads(self._saved)
+
+
+_one_thread = _OneThread()
 
 
 def _n_batches(n_samples, batch_size):

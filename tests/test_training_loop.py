@@ -1,11 +1,15 @@
-"""Mini-batches of ``fit``: contiguous slices of X, read without a copy, when its
-rows are in random order, and a random partition of the rows when they are
-sorted, so that the order of the rows never changes the clustering."""
+"""The training loop of the estimators: its mini-batches are contiguous slices
+of X, read without a copy, when the rows are in random order, and a random
+partition of the rows when they are sorted, so that the order of the rows never
+changes the clustering; it trains on one torch thread and restores the
+caller's setting."""
 
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
+import torch
 from numpy.testing import assert_array_equal
 from sklearn.datasets import make_blobs
 from sklearn.exceptions import ConvergenceWarning
@@ -60,3 +64,22 @@ def test_batches_copied_from_a_read_only_array_give_the_same_labels(blobs, sort)
     assert_array_equal(
         fit_labels(EntropyClustering, X), fit_labels(EntropyClustering, read_only)
     )
+
+
+# catch_warnings in fit_labels is not thread-safe
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_fit_restores_the_torch_thread_setting(blobs):
+    X, _ = blobs
+    n_threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        fit_labels(EntropyClustering, X)
+        assert torch.get_num_threads() == 2
+        with ThreadPoolExecutor(max_workers=3) as pool:
+            labels = list(pool.map(fit_labels, [EntropyClustering] * 3, [X] * 3))
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(n_threads)
+    # concurrent fits of the same seed agree
+    assert_array_equal(labels[0], labels[1])
+    assert_array_equal(labels[0], labels[2])
