@@ -19,7 +19,10 @@ K = 10, this script reports in one run:
     subprocess.
 
 Times are medians of ``--repeats`` runs (each in a fresh subprocess), with
-ratios to the floor and to one k-means++ run (``KMeans(n_init=1)``). Each
+ratios to the floor and to one k-means++ run (``KMeans(n_init=1)``): both
+wall-clock and CPU (process) seconds are shown; with ``--threads 1`` the
+ratios use CPU seconds, which other processes on a shared machine inflate
+far less than wall-clock ones (they still compete for memory bandwidth). Each
 timed fit follows a fit of the same estimator on 1,000 rows in the same
 process, so that one-time costs of a process (torch imports ``torch._dynamo``
 on its first optimizer, 1.4 s) are not counted, as they are not for the
@@ -82,30 +85,64 @@ def resident_bytes():
         return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
+def reset_peak():
+    """Restart the peak resident set size of this process from its current one.
+
+    Possible since Linux 4.0; where it is not, the peak counts from the start
+    of the process.
+    """
+    try:
+        with open("/proc/self/clear_refs", "w") as clear_refs:
+            clear_refs.write("5")
+    except OSError:
+        pass
+
+
 def peak_bytes():
-    """Maximum resident set size of this process so far (Linux: KiB)."""
+    """Peak resident set size of this process (VmHWM).
+
+    Not ``getrusage``'s ``ru_maxrss``, which on Linux keeps the peak of the
+    parent process that forked this one before ``exec``.
+    """
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+class Clock:
+    """Wall-clock and CPU (process) seconds of a ``with`` block."""
+
+    def __enter__(self):
+        self.wall, self.cpu = time.perf_counter(), time.process_time()
+        return self
+
+    def __exit__(self, *exc_info):
+        self.wall = time.perf_counter() - self.wall
+        self.cpu = time.process_time() - self.cpu
 
 
 # ---- one measurement, in its own subprocess ---------------------------------------
 
 
 def floor_streaming(X, batch_size):
+    """One pass over X, batch by batch; its :class:`Clock`."""
     import torch
 
-    start = time.perf_counter()
     total = 0.0
-    for begin in range(0, X.shape[0], batch_size):
-        total += float(torch.from_numpy(X[begin:begin + batch_size]).sum())
-    return time.perf_counter() - start
+    with Clock() as clock:
+        for begin in range(0, X.shape[0], batch_size):
+            total += float(torch.from_numpy(X[begin:begin + batch_size]).sum())
+    return clock
 
 
 def floor_linear(X, batch_size, epochs, transposed=False):
     """Forward + backward of a linear layer, trivial loss, contiguous batches.
 
-    ``transposed`` computes the logits as (V Xᵀ)ᵀ rather than X Vᵀ, a faster
-    orientation of the CPU's matrix product, which skentropy's linear head
-    uses in training.
+    Returns the :class:`Clock` of the epochs. ``transposed`` computes the
+    logits as (V Xᵀ)ᵀ rather than X Vᵀ, a faster orientation of the CPU's
+    matrix product, which skentropy's linear head uses in training.
     """
     import torch
 
@@ -129,15 +166,15 @@ def floor_linear(X, batch_size, epochs, transposed=False):
     optimizer = torch.optim.SGD(layer.parameters(), lr=1e-3)
     n_batches = -(-X.shape[0] // batch_size)
     generator = torch.Generator().manual_seed(0)
-    start = time.perf_counter()
-    for _ in range(epochs):
-        for batch in torch.randperm(n_batches, generator=generator).tolist():
-            X_batch = torch.from_numpy(X[batch * batch_size:(batch + 1) * batch_size])
-            loss = torch.log_softmax(forward(X_batch), dim=1).mean()
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-    return time.perf_counter() - start
+    with Clock() as clock:
+        for _ in range(epochs):
+            for batch in torch.randperm(n_batches, generator=generator).tolist():
+                rows = slice(batch * batch_size, (batch + 1) * batch_size)
+                loss = torch.log_softmax(forward(torch.from_numpy(X[rows])), 1).mean()
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+    return clock
 
 
 def make_estimator(name, protocol, seed):
@@ -182,23 +219,21 @@ def worker(spec):
                 X[:1000]
             )
     loaded = resident_bytes()
+    reset_peak()
     if spec["kind"] == "stream":
-        result["seconds"] = floor_streaming(X, spec["batch_size"])
+        clock = floor_streaming(X, spec["batch_size"])
     elif spec["kind"] == "linear":
-        result["seconds"] = floor_linear(
-            X, spec["batch_size"], spec["epochs"], spec["transposed"]
-        )
+        clock = floor_linear(X, spec["batch_size"], spec["epochs"], spec["transposed"])
     else:
         estimator = make_estimator(spec["name"], spec["protocol"], spec["seed"])
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), Clock() as clock:
             warnings.simplefilter("ignore")
-            start = time.perf_counter()
             estimator.fit(X)
-            result["seconds"] = time.perf_counter() - start
         result["accuracy"] = clustering_accuracy(y, estimator.labels_)
         result["epochs"] = getattr(estimator, "n_iter_", None)
         if hasattr(estimator, "n_steps_"):
             result["steps"] = int(estimator.n_steps_)
+    result["seconds"], result["cpu_seconds"] = clock.wall, clock.cpu
     result["extra_bytes"] = peak_bytes() - loaded
     result["x_bytes"] = X.nbytes
     print(json.dumps(result))
@@ -227,25 +262,31 @@ def report(title, path, labels_path, args):
     print(f"\n## {title}: {size.shape[0]} × {size.shape[1]} float32 "
           f"({size.nbytes / 2**20:.0f} MiB), K = {N_CLUSTERS}\n")
     common = {"path": str(path), "labels": str(labels_path), "threads": args.threads}
+    basis = "cpu_seconds" if args.threads == 1 else "seconds"
     stream = run({**common, "kind": "stream", "batch_size": 250}, args.repeats)
     floors = {
         transposed: run({**common, "kind": "linear", "batch_size": 250,
                          "epochs": PROTOCOL["max_iter"], "transposed": transposed},
-                        args.repeats)["seconds"]
+                        args.repeats)
         for transposed in (False, True)
     }
     kmeans_one = run({**common, "kind": "fit", "name": "KMeans(n_init=1)",
                       "protocol": False}, args.repeats)
+
+    def seconds(result):
+        return f"{result['seconds']:.2f} s (CPU {result['cpu_seconds']:.2f} s)"
+
     print(f"floor: one streaming pass {stream['seconds']:.3f} s; "
           f"{PROTOCOL['max_iter']} epochs of a bare linear forward+backward "
-          f"(batch 250, contiguous) {floors[False]:.2f} s with torch.nn.Linear, "
-          f"{floors[True]:.2f} s with logits (V Xᵀ)ᵀ\n")
-    per_epoch = min(floors.values()) / PROTOCOL["max_iter"]
-    print("× floor: fit seconds over the floor for the fit's own number of "
-          f"epochs ({per_epoch:.3f} s per epoch).\n")
-    print("| method | setting | fit s | × floor (a) | × KMeans(n_init=1) "
+          f"(batch 250, contiguous) {seconds(floors[False])} with "
+          f"torch.nn.Linear, {seconds(floors[True])} with logits (V Xᵀ)ᵀ\n")
+    per_epoch = min(floor[basis] for floor in floors.values()) / PROTOCOL["max_iter"]
+    print(f"Ratios of {'CPU' if basis == 'cpu_seconds' else 'wall-clock'} "
+          "seconds; × floor: over the floor for the fit's own number of epochs "
+          f"({per_epoch:.3f} s per epoch).\n")
+    print("| method | setting | fit s | CPU s | × floor (a) | × KMeans(n_init=1) "
           "| epochs | ACC | extra peak MiB | × size of X |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     rows = [("KMeans(n_init=10)", False), ("KMeans(n_init=1)", False),
             ("MiniBatchKMeans", False)]
     for name in args.estimators:
@@ -259,10 +300,11 @@ def report(title, path, labels_path, args):
         setting = "papers' protocol" if protocol else "defaults"
         epochs = result.get("epochs")
         skentropy_fit = name.startswith(("KMeans", "MiniBatch")) is False
-        ratio = (f"{result['seconds'] / (epochs * per_epoch):.2f}"
+        ratio = (f"{result[basis] / (epochs * per_epoch):.2f}"
                  if skentropy_fit and epochs else "")
-        print(f"| {name} | {setting} | {result['seconds']:.2f} | {ratio} "
-              f"| {result['seconds'] / kmeans_one['seconds']:.2f} "
+        print(f"| {name} | {setting} | {result['seconds']:.2f} "
+              f"| {result['cpu_seconds']:.2f} | {ratio} "
+              f"| {result[basis] / kmeans_one[basis]:.2f} "
               f"| {'' if epochs is None else int(epochs)} "
               f"| {result['accuracy']:.3f} "
               f"| {result['extra_bytes'] / 2**20:.0f} "
