@@ -116,7 +116,7 @@ def run_kmeans(X, y, seed):
     return clustering_accuracy(y, labels), time.perf_counter() - start
 
 
-def run_deep(name, X, y, epochs, seed, device):
+def run_deep(name, X, y, epochs, seed, device, lr):
     label = f"{name}[seed {seed}]"
     estimator = getattr(skentropy, name)(
         n_clusters=10,
@@ -127,7 +127,7 @@ def run_deep(name, X, y, epochs, seed, device):
         random_state=seed,
         device=device,
         callbacks=[("accuracy", EpochAccuracy(X, y, label))],
-        **PROTOCOL,
+        **{**PROTOCOL, "lr": lr},
     )
     start = time.perf_counter()
     estimator.fit(X)
@@ -147,6 +147,8 @@ def main():
     parser.add_argument("--epochs", type=int, default=50)
     parser.add_argument("--seeds", type=int, default=1)
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--lr", type=float, default=PROTOCOL["lr"],
+                        help="Adam's learning rate (the protocol's: 1e-4)")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch intra-op threads (default: torch's choice)")
     args = parser.parse_args()
@@ -157,7 +159,8 @@ def main():
         torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
           f"device {args.device}, CUDA available: {torch.cuda.is_available()}")
-    print(f"protocol: VGG4, {PROTOCOL}, SelfAugmentation(), {args.epochs} epochs")
+    protocol = {**PROTOCOL, "lr": args.lr}
+    print(f"protocol: VGG4, {protocol}, SelfAugmentation(), {args.epochs} epochs")
 
     rows = []
     for dataset in args.datasets:
@@ -171,7 +174,7 @@ def main():
                          None, seconds))
             for name in args.estimators:
                 accuracy, curve, seconds = run_deep(
-                    name, X, y, args.epochs, seed, args.device
+                    name, X, y, args.epochs, seed, args.device, args.lr
                 )
                 rows.append((dataset, f"{name} + VGG4", seed, accuracy, curve,
                              seconds))

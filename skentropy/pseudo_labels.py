@@ -41,6 +41,7 @@ from skentropy._collision_dual import solve_collision_dual
 from skentropy._em import (
     collision_ce_m_step,
     fairness_coefficients,
+    reverse_ce_em,
     reverse_ce_m_step,
     squarem,
     weighted_mean,
@@ -63,6 +64,9 @@ _WARM_START_MIX = 1e-2
 # The reverse solver's schedule: SQUAREM-EM iterations before the dual
 # Newton method takes over, and that method's iteration cap.
 _EM_FIRST_ITER = 30
+# Iterations (of three updates) of plain EM before SQUAREM takes over in
+# ``method="em"`` for the reverse cross-entropy.
+_PLAIN_EM_ITER = 10
 _DUAL_MAX_ITER = 50
 # Entries below this share of their row's largest entry may snap to zero.
 _SNAP_RELATIVE = 1e-3
@@ -111,8 +115,9 @@ def reverse_ce_labels(
         Stop when the relative KKT residual of :func:`kkt_residual` is at most
         ``tol``. Computations run in float64 whatever the input dtype.
     max_iter : int, default=1000
-        Maximum number of iterations: SQUAREM iterations (each makes three EM
-        updates) and dual Newton iterations together.
+        Maximum number of iterations: EM iterations (each makes three EM
+        updates, plain or accelerated by SQUAREM) and dual Newton iterations
+        together.
     init : torch.Tensor or ndarray of shape (n_samples, n_classes), default=None
         Warm start of the EM; ``None`` starts from σ. It is mixed with 1% of the
         uniform distribution so that every entry starts positive.
@@ -120,8 +125,10 @@ def reverse_ce_labels(
         Row weights: the means over rows become weighted means.
     method : {"auto", "em"}, default="auto"
         ``"auto"``: EM, then the dual Newton method if needed (exact and fast
-        for every λ and size). ``"em"``: the papers' EM alone, accelerated by
-        SQUAREM; it may need many iterations for a tight ``tol`` at large λ.
+        for every λ and size). ``"em"``: the papers' EM alone, plain for up
+        to 30 updates, whose size is the KKT residual (fast to a loose
+        ``tol``), then accelerated by SQUAREM; it may need many iterations for
+        a tight ``tol`` at large λ.
     check_input : bool, default=True
         Validate the input. Pass ``False`` only for input known to be valid
         (the estimators' training loop).
@@ -531,15 +538,16 @@ def _solve(loss, probs, *, prior, fairness_weight, tol, max_iter, init,
             raise ValueError(f"method must be 'auto' or 'em', got {method!r}.")
     problem = _Problem.from_input(probs, init, prior, fairness_weight,
                                   sample_weight, check=check_input)
+    converged = False
     if method == "em":
-        y, n_iter, _ = _run_em(problem, loss, tol, problem.warm_start(), max_iter)
+        y, n_iter, converged = _em_method(problem, loss, tol, max_iter)
     elif loss == "reverse":
         y, n_iter = _solve_reverse(problem, tol, max_iter)
     else:
         y, n_iter, _ = solve_collision_dual(problem.probs, problem.weights,
                                             problem.prior, problem.fairness_weight,
                                             tol, max_iter)
-    residual = float(problem.kkt_residual(loss, y))
+    residual = 0.0 if converged else float(problem.kkt_residual(loss, y))
     if residual > tol:
         warnings.warn(
             f"The {loss} cross-entropy pseudo-label solver stopped after {n_iter} "
@@ -550,6 +558,25 @@ def _solve(loss, probs, *, prior, fairness_weight, tol, max_iter, init,
         )
     labels = _like(y, probs)
     return (labels, n_iter) if return_n_iter else labels
+
+
+def _em_method(problem, loss, tol, max_iter):
+    """``method="em"``: the papers' EM from the warm start; (y, n_iter, converged).
+
+    For the reverse cross-entropy, plain EM updates, whose size is the KKT
+    residual, run first for up to ``_PLAIN_EM_ITER`` iterations: near a loose
+    tolerance they converge in as many updates as SQUAREM at a fraction of its
+    cost per update. SQUAREM then takes over where they did not converge.
+    """
+    y, n_iter = problem.warm_start(), 0
+    if loss == "reverse":
+        y, n_iter, converged = reverse_ce_em(
+            problem.probs, problem.weights, problem.prior, problem.fairness_weight,
+            y, tol, min(max_iter, _PLAIN_EM_ITER))
+        if converged or n_iter >= max_iter:
+            return y, n_iter, converged
+    y, more, converged = _run_em(problem, loss, tol, y, max_iter - n_iter)
+    return y, n_iter + more, converged
 
 
 def _run_em(problem, loss, tol, y, max_iter):

@@ -1,0 +1,85 @@
+"""The training loop of the estimators: its mini-batches are contiguous slices
+of X, read without a copy, when the rows are in random order, and a random
+partition of the rows when they are sorted, so that the order of the rows never
+changes the clustering; it trains on one torch thread and restores the
+caller's setting."""
+
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+import torch
+from numpy.testing import assert_array_equal
+from sklearn.datasets import make_blobs
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.metrics import adjusted_rand_score
+
+from skentropy import (
+    CollisionCEClustering,
+    EntropyClustering,
+    MaxMarginEntropyClustering,
+)
+
+ESTIMATORS = [EntropyClustering, CollisionCEClustering, MaxMarginEntropyClustering]
+
+
+def by_name(Estimator):
+    return Estimator.__name__
+
+
+@pytest.fixture(scope="module")
+def blobs():
+    """4,000 rows in 5 blobs: 16 batches of 250, enough for contiguous ones."""
+    X, y = make_blobs(n_samples=4000, centers=5, n_features=8, random_state=0)
+    return X.astype(np.float32), y
+
+
+def fit_labels(Estimator, X):
+    estimator = Estimator(n_clusters=5, max_iter=10, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return estimator.fit(X).labels_
+
+
+@pytest.mark.parametrize("Estimator", ESTIMATORS, ids=by_name)
+def test_rows_sorted_by_cluster_cluster_as_well_as_shuffled_rows(Estimator, blobs):
+    # Contiguous batches of rows sorted by cluster would hold one cluster
+    # each, and the fairness term would split it (ARI 0.3 to 0.7 here).
+    X, y = blobs
+    order = np.argsort(y, kind="stable")
+    assert adjusted_rand_score(y, fit_labels(Estimator, X)) > 0.95
+    assert adjusted_rand_score(y[order], fit_labels(Estimator, X[order])) > 0.95
+
+
+@pytest.mark.parametrize("sort", [False, True], ids=["shuffled", "sorted"])
+def test_batches_copied_from_a_read_only_array_give_the_same_labels(blobs, sort):
+    # A writable array gives views of its slices or gathers rows with torch,
+    # a read-only one is copied batch by batch with numpy: same batches.
+    X, y = blobs
+    if sort:
+        X = X[np.argsort(y, kind="stable")]
+    read_only = X.copy()
+    read_only.setflags(write=False)
+    assert_array_equal(
+        fit_labels(EntropyClustering, X), fit_labels(EntropyClustering, read_only)
+    )
+
+
+# catch_warnings in fit_labels is not thread-safe
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_fit_restores_the_torch_thread_setting(blobs):
+    X, _ = blobs
+    n_threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        fit_labels(EntropyClustering, X)
+        assert torch.get_num_threads() == 2
+        with ThreadPoolExecutor(max_workers=3) as pool:
+            labels = list(pool.map(fit_labels, [EntropyClustering] * 3, [X] * 3))
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(n_threads)
+    # concurrent fits of the same seed agree
+    assert_array_equal(labels[0], labels[1])
+    assert_array_equal(labels[0], labels[2])
