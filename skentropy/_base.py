@@ -45,10 +45,9 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from skentropy import _deep, losses
-from skentropy._heads import LinearHead, NormFCHead
+from skentropy._heads import HEADS, LinearHead, make_head
 
 _OPTIMIZERS = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam}
-_HEADS = {"linear": LinearHead, "normfc": NormFCHead}
 _NUMPY_DTYPES = {torch.float32: np.float32, torch.float64: np.float64}
 
 # A new head is seeded by k-means++ on at most this many mini-batches of rows
@@ -147,7 +146,7 @@ class _BaseEntropyClustering(
         "random_state": ["random_state"],
         "verbose": ["verbose"],
         "device": [StrOptions({"auto", "cpu", "cuda"})],
-        "head": [StrOptions(set(_HEADS))],
+        "head": [StrOptions(set(HEADS))],
         "n_heads": [Interval(Integral, 1, None, closed="left")],
         "temperature": [Interval(Real, 0, None, closed="neither")],
         "semi_supervised": ["boolean"],
@@ -850,9 +849,7 @@ class _BaseEntropyClustering(
 
     def _make_head(self, n_features):
         """A new head with unset parameters: the one place where heads plug in."""
-        if self.head == "normfc":
-            return NormFCHead(n_features, self.n_clusters, self.temperature)
-        return LinearHead(n_features, self.n_clusters)
+        return make_head(self.head, n_features, self.n_clusters, self.temperature)
 
     def _initial_heads(self, X, y, sample_weight, random_state, device, *, warm):
         """The heads to train, in the dtype of X, and the torch generator.
@@ -942,7 +939,7 @@ class _BaseEntropyClustering(
         self.head_losses_ = np.asarray(head_losses, dtype=np.float64)
         self.best_head_ = int(np.argmin(self.head_losses_))
         best = heads[self.best_head_]
-        for other in _HEADS.values():
+        for other in HEADS.values():
             for attribute in other.fitted_attributes.values():
                 if hasattr(self, attribute):
                     delattr(self, attribute)

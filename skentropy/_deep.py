@@ -26,7 +26,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from skentropy._heads import LinearHead, NormFCHead
+from skentropy._heads import make_head
 
 try:
     from skorch import NeuralNet
@@ -35,9 +35,6 @@ try:
     from skorch.utils import to_tensor
 except ImportError:  # deep mode is optional: the estimators raise the hint
     NeuralNet = object
-
-_HEADS = {"linear": LinearHead, "normfc": NormFCHead}
-
 
 def check_skorch():
     """Raise an ImportError with the install hint when skorch is missing."""
@@ -78,7 +75,7 @@ class ClusteringModule(nn.Module):
         self.backbone = _build_backbone(backbone, backbone_params, input_shape)
         n_features = _n_output_features(self.backbone, input_shape)
         self.heads = nn.ModuleList(
-            _make_head(head, n_features, n_clusters, temperature)
+            make_head(head, n_features, n_clusters, temperature)
             for _ in range(n_heads)
         )
 
@@ -142,12 +139,6 @@ def _n_output_features(backbone, input_shape):
             f"{type(output).__name__} of shape {getattr(output, 'shape', None)}."
         )
     return output[0].numel()
-
-
-def _make_head(head, n_features, n_clusters, temperature):
-    if head == "normfc":
-        return NormFCHead(n_features, n_clusters, temperature)
-    return LinearHead(n_features, n_clusters)
 
 
 class ClusteringNet(NeuralNet):

@@ -192,3 +192,13 @@ class NormFCHead(nn.Module):
     def margin_weight(self):
         """The projection W, on which the margin term γ‖W‖² acts (not on b)."""
         return self.weight
+
+
+HEADS = {"linear": LinearHead, "normfc": NormFCHead}
+
+
+def make_head(head, n_features, n_clusters, temperature):
+    """A new head of kind ``head`` ("linear" or "normfc") with unset parameters."""
+    if head == "normfc":
+        return NormFCHead(n_features, n_clusters, temperature)
+    return LinearHead(n_features, n_clusters)
