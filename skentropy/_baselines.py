@@ -644,13 +644,15 @@ class SeLaClustering(_BaseEntropyClustering):
             max_iter=self.em_max_iter,
         )
 
-    def _run_epoch(self, X, y, sample_weight, heads, optimizer, prior, generator):
+    def _run_epoch(
+        self, X, y, sample_weight, heads, optimizer, prior, generator, margin_scale
+    ):
         if self.schedule == "full":
             # labels of the whole X for the epoch; the base fits σ to them by
             # the cross-entropy it adds for labeled rows (given labels win)
             y = self._full_labels(X, y, sample_weight, heads[0], prior)
         return super()._run_epoch(
-            X, y, sample_weight, heads, optimizer, prior, generator
+            X, y, sample_weight, heads, optimizer, prior, generator, margin_scale
         )
 
     def _full_labels(self, X, given, sample_weight, head, prior):
@@ -694,9 +696,11 @@ class MIADMClustering(_BaseEntropyClustering):
     n_clusters : int, default=8
         The number of clusters K, the number of outputs of the softmax model.
 
-    gamma : float, default=0.01
+    gamma : float, default=3e-4
         Weight γ of the term γ‖v‖² on the weights v of the linear model (not
-        on its bias), which Jabi et al. add to eq. (6).
+        on its bias), which Jabi et al. add to eq. (6). In units of the data,
+        as for :class:`~skentropy.EntropyClustering`: v acts on X centered
+        and scaled to unit root-mean-square norm.
 
     fairness_weight : float, default=1.0
         Weight λ of the fairness term λ KL(ȳ‖u) of the pseudo-label problem
@@ -906,7 +910,7 @@ class MIADMClustering(_BaseEntropyClustering):
         self,
         n_clusters=8,
         *,
-        gamma=0.01,
+        gamma=3e-4,
         fairness_weight=1.0,
         prior=None,
         max_iter=200,

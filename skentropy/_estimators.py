@@ -38,11 +38,16 @@ class EntropyClustering(_BaseEntropyClustering):
     n_clusters : int, default=8
         The number of clusters K, the number of outputs of the softmax model.
 
-    gamma : float, default=0.01
+    gamma : float, default=3e-4
         Weight γ of the margin term γ‖v‖² on the weights v of the linear model
         (not on its bias). Larger values widen the soft margin 1/‖v‖ between
-        the clusters. Its effect depends on the scale of X; the papers use
-        0.001 to 0.02 on ResNet-50 features.
+        the clusters. γ is in units of the data: the model sees X through
+        z = (x − x̄)/s, centered and scaled to unit root-mean-square norm,
+        and v acts on z, so a value means the same on raw, standardized or
+        unit-norm features at any scale (see :ref:`input-scale`). Good values
+        lie from about 1e-4 to 1e-3; much larger ones leave clusters empty (a
+        ``ConvergenceWarning`` says so). The margin weight grows from 0 to γ
+        over the first 10 epochs of a new model.
 
     fairness_weight : float, default=100.0
         Weight λ of the strong fairness term λ KL(u‖ȳ) of the pseudo-label
@@ -273,7 +278,7 @@ class EntropyClustering(_BaseEntropyClustering):
         self,
         n_clusters=8,
         *,
-        gamma=0.01,
+        gamma=3e-4,
         fairness_weight=100.0,
         prior=None,
         max_iter=200,
@@ -366,11 +371,16 @@ class CollisionCEClustering(_BaseEntropyClustering):
     n_clusters : int, default=8
         The number of clusters K, the number of outputs of the softmax model.
 
-    gamma : float, default=0.01
+    gamma : float, default=3e-4
         Weight γ of the margin term γ‖v‖² on the weights v of the linear model
         (not on its bias). Larger values widen the soft margin 1/‖v‖ between
-        the clusters. Its effect depends on the scale of X; the paper uses
-        0.001 to 0.02 on ResNet-50 features.
+        the clusters. γ is in units of the data: the model sees X through
+        z = (x − x̄)/s, centered and scaled to unit root-mean-square norm,
+        and v acts on z, so a value means the same on raw, standardized or
+        unit-norm features at any scale (see :ref:`input-scale`). Good values
+        lie from about 1e-4 to 1e-3; much larger ones leave clusters empty (a
+        ``ConvergenceWarning`` says so). The margin weight grows from 0 to γ
+        over the first 10 epochs of a new model.
 
     fairness_weight : float, default=100.0
         Weight λ of the strong fairness term λ KL(u‖ȳ) of the pseudo-label
@@ -609,7 +619,7 @@ class CollisionCEClustering(_BaseEntropyClustering):
         self,
         n_clusters=8,
         *,
-        gamma=0.01,
+        gamma=3e-4,
         fairness_weight=100.0,
         prior=None,
         max_iter=200,
@@ -700,10 +710,16 @@ class MaxMarginEntropyClustering(_BaseEntropyClustering):
     n_clusters : int, default=8
         The number of clusters K, the number of outputs of the softmax model.
 
-    gamma : float, default=0.01
+    gamma : float, default=3e-4
         Weight γ of the margin term γ‖v‖² on the weights v of the linear model
         (not on its bias). Larger values widen the soft margin 1/‖v‖ between
-        the clusters. Its effect depends on the scale of X.
+        the clusters. γ is in units of the data: the model sees X through
+        z = (x − x̄)/s, centered and scaled to unit root-mean-square norm,
+        and v acts on z, so a value means the same on raw, standardized or
+        unit-norm features at any scale (see :ref:`input-scale`). Good values
+        lie from about 1e-4 to 1e-3; much larger ones leave clusters empty (a
+        ``ConvergenceWarning`` says so). The margin weight grows from 0 to γ
+        over the first 10 epochs of a new model.
 
     fairness_weight : float, default=1.0
         Weight λ of the fairness term λ KL(σ̄‖u), which pulls the mean
@@ -920,7 +936,7 @@ class MaxMarginEntropyClustering(_BaseEntropyClustering):
         self,
         n_clusters=8,
         *,
-        gamma=0.01,
+        gamma=3e-4,
         fairness_weight=1.0,
         prior=None,
         max_iter=200,

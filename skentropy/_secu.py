@@ -482,7 +482,7 @@ class SeCuClustering(ClusterMixin, BaseEstimator):
         if X.shape[0] > init_size:
             rows = np.sort(random_state.choice(X.shape[0], init_size, replace=False))
         subset = _normalize(torch.tensor(X[rows], dtype=dtype)).numpy()
-        seeds = _seed_prototypes(
+        seeds, _ = _seed_prototypes(
             subset, sample_weight[rows], self.n_clusters, init_size, random_state
         )
         if given is not None:

@@ -29,7 +29,7 @@ from skentropy.metrics import clustering_accuracy_scorer
 X, y = load_digits(return_X_y=True)
 X = StandardScaler().fit_transform(X)
 
-gammas = [1e-3, 1e-2, 1e-1]
+gammas = [1e-5, 1e-4, 1e-3, 1e-2]
 search = GridSearchCV(
     EntropyClustering(n_clusters=10, max_iter=40, random_state=0),
     {"gamma": gammas},
