@@ -1,15 +1,18 @@
 # Set-up and checks for a fresh machine that has only python3 (3.11) and make.
 #
-#   make demo   install into .venv and run the digits comparison
-#   make test   install into .venv, lint, and run the test suite
-#   make docs   install into .venv and build docs/_build/html
+#   make demo   install the package into .venv and run the digits comparison
+#   make test   install everything CI needs into .venv, lint, run the test suite
+#   make docs   install everything CI needs into .venv, build docs/_build/html
 #
-# The install is redone only when pyproject.toml is newer than the stamp file.
+# Two installs, each redone only when pyproject.toml is newer than its stamp
+# file: the runtime one (torch, then the package and its dependencies), which
+# is all that `make demo` needs, and on top of it the test and docs extras.
 
 PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
 VENV ?= .venv
 VENV_PYTHON := $(VENV)/bin/python
-STAMP := $(VENV)/.skentropy-installed
+RUNTIME_STAMP := $(VENV)/.skentropy-runtime
+DEV_STAMP := $(VENV)/.skentropy-dev
 # Installed before the project so that pip never resolves a plain `torch`
 # (which would pull the CUDA build); the project only declares torch>=2.4.
 TORCH ?= torch==2.13.0
@@ -17,18 +20,23 @@ LINT_PATHS := skentropy tests benchmarks examples
 
 .PHONY: venv demo test lint docs clean distclean
 
-venv: $(STAMP)
+# Everything CI needs: the runtime install plus the test and docs extras.
+venv: $(DEV_STAMP)
 
 $(VENV_PYTHON):
 	$(PYTHON) -m venv $(VENV)
 
-$(STAMP): pyproject.toml | $(VENV_PYTHON)
+$(RUNTIME_STAMP): pyproject.toml | $(VENV_PYTHON)
 	$(VENV_PYTHON) -m pip install --upgrade pip
 	$(VENV_PYTHON) -m pip install "$(TORCH)"
-	$(VENV_PYTHON) -m pip install -e ".[test,docs]"
-	touch $(STAMP)
+	$(VENV_PYTHON) -m pip install -e .
+	touch $(RUNTIME_STAMP)
 
-demo: venv
+$(DEV_STAMP): $(RUNTIME_STAMP)
+	$(VENV_PYTHON) -m pip install -e ".[test,docs]"
+	touch $(DEV_STAMP)
+
+demo: $(RUNTIME_STAMP)
 	$(VENV_PYTHON) examples/compare_digits.py
 
 lint: venv
