@@ -31,7 +31,7 @@ from sklearn.base import (
 )
 from sklearn.cluster import kmeans_plusplus
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.utils import check_array, check_random_state
+from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import (
     _check_sample_weight,
@@ -46,6 +46,7 @@ from tqdm.auto import tqdm
 
 from skentropy import _deep, losses
 from skentropy._heads import HEADS, input_standardization, make_head
+from skentropy._prior import check_prior
 
 _OPTIMIZERS = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam}
 _NUMPY_DTYPES = {torch.float32: np.float32, torch.float64: np.float64}
@@ -1137,10 +1138,13 @@ class _BaseEntropyClustering(
         prior = _check_prior(self.prior, self.n_clusters)
         weight = _to_tensor(sample_weight, like=log_probs)
         with torch.no_grad():
-            loss = (
-                losses.decisiveness(log_probs, weight)
-                + self.fairness_weight * losses.fairness(log_probs, prior, weight)
-                + self.gamma * losses.margin(head.margin_weight.to(log_probs))
+            loss = losses.max_margin_entropy(
+                log_probs,
+                prior,
+                weight,
+                fairness_weight=self.fairness_weight,
+                weight=head.margin_weight.to(log_probs),
+                gamma=self.gamma,
             )
         return -loss.item()
 
@@ -1328,19 +1332,8 @@ def _check_magnitude(X):
 
 def _check_prior(prior, n_clusters):
     """Target cluster proportions u as a float64 array; ``None`` stays uniform."""
-    if prior is None:
-        return None
-    prior = check_array(prior, ensure_2d=False, dtype=np.float64, input_name="prior")
-    if prior.shape != (n_clusters,):
-        raise ValueError(
-            f"prior must have one entry per cluster, shape ({n_clusters},); got "
-            f"shape {prior.shape}."
-        )
-    if np.any(prior <= 0):
-        raise ValueError(f"prior must have positive entries; got {prior}.")
-    if not np.isclose(prior.sum(), 1.0, rtol=0.0, atol=1e-6):
-        raise ValueError(f"prior must sum to 1; got a sum of {prior.sum():.6g}.")
-    return prior
+    prior = check_prior(prior, n_clusters)
+    return None if prior is None else prior.numpy()
 
 
 def _seed_prototypes(X, sample_weight, n_clusters, init_size, random_state):

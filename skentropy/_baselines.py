@@ -311,9 +311,9 @@ class MIGDClustering(_BaseEntropyClustering):
     def _batch_loss(self, log_probs, prior, sample_weight):
         # mean H(σ) + λ KL(σ̄‖u): eq. (4), σ̄ over the mini-batch; the weight
         # decay ‖[v, w]‖² is the optimizer's.
-        decisiveness = losses.decisiveness(log_probs, sample_weight)
-        fairness = losses.fairness(log_probs, prior, sample_weight)
-        return decisiveness + self.fairness_weight * fairness
+        return losses.max_margin_entropy(
+            log_probs, prior, sample_weight, fairness_weight=self.fairness_weight
+        )
 
 
 class SeLaClustering(_BaseEntropyClustering):

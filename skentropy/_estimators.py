@@ -991,6 +991,6 @@ class MaxMarginEntropyClustering(_BaseEntropyClustering):
 
     def _batch_loss(self, log_probs, prior, sample_weight):
         # mean H(σ) + λ KL(σ̄‖u): eq. (11) in KL form, σ̄ over the mini-batch.
-        decisiveness = losses.decisiveness(log_probs, sample_weight)
-        fairness = losses.fairness(log_probs, prior, sample_weight)
-        return decisiveness + self.fairness_weight * fairness
+        return losses.max_margin_entropy(
+            log_probs, prior, sample_weight, fairness_weight=self.fairness_weight
+        )

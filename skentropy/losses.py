@@ -2,7 +2,7 @@
 
 The estimators compose their training losses from these terms, e.g. the
 maximum-margin entropy clustering loss (entropy-clustering-kmeans-svm eq. 11,
-written with a KL fairness term) reads ::
+written with a KL fairness term), :func:`max_margin_entropy`, reads ::
 
     decisiveness(log_probs) + fairness_weight * fairness(log_probs, prior)
     + gamma * margin(head.weight)
@@ -20,9 +20,10 @@ Conventions shared by every function:
   with zero weight contribute nothing, even where their term is infinite, so a
   zero weight is the same as dropping the row and an integer weight the same
   as repeating it.
-- Only shapes are checked. Rows on the probability simplex, a nonnegative
-  prior summing to one and nonnegative weights are **assumed**, not checked:
-  these functions sit on the training hot path.
+- Only shapes are checked, and the prior by the rule of the estimators'
+  ``prior`` (nonnegative entries, which the estimators require positive,
+  summing to one). Rows on the probability simplex and nonnegative weights
+  are **assumed**, not checked: these functions sit on the training hot path.
 - Computations stay in log space (``log_softmax`` input, log-sum-exp), with
   0·ln 0 = 0. Exact zeros (one-hot rows, ``-inf`` log-probabilities, empty
   clusters) give neither NaN values nor NaN gradients. A term that is
@@ -44,12 +45,15 @@ import math
 
 import torch
 
+from skentropy._prior import check_prior
+
 __all__ = [
     "collision_cross_entropy",
     "cross_entropy",
     "decisiveness",
     "fairness",
     "margin",
+    "max_margin_entropy",
     "mutual_information",
     "reverse_cross_entropy",
     "strong_fairness",
@@ -95,12 +99,6 @@ def _check_vector(vector, length, name, length_name, like):
             f"got shape {tuple(vector.shape)}."
         )
     return vector
-
-
-def _check_prior(prior, like):
-    if prior is None:
-        return None
-    return _check_vector(prior, like.shape[1], "prior", "n_clusters", like)
 
 
 def _check_sample_weight(sample_weight, like):
@@ -435,7 +433,7 @@ def fairness(log_probs, prior=None, sample_weight=None):
     tensor(0.6931)
     """
     _check_probability_matrix(log_probs, "log_probs")
-    prior = _check_prior(prior, log_probs)
+    prior = check_prior(prior, log_probs.shape[1], like=log_probs, positive=False)
     sample_weight = _check_sample_weight(sample_weight, log_probs)
     log_mean = _log_mean_prediction(log_probs, sample_weight)
     mean = torch.exp(log_mean)
@@ -501,7 +499,7 @@ def strong_fairness(targets_or_probs, prior=None, sample_weight=None):
     """
     probs = targets_or_probs
     _check_probability_matrix(probs, "targets_or_probs")
-    prior = _check_prior(prior, probs)
+    prior = check_prior(prior, probs.shape[1], like=probs, positive=False)
     sample_weight = _check_sample_weight(sample_weight, probs)
     if sample_weight is None:
         mean = probs.mean(dim=0)
@@ -564,6 +562,77 @@ def mutual_information(log_probs, sample_weight=None):
     log_mean = _log_mean_prediction(log_probs, sample_weight)
     mean_entropy = _weighted_mean(_entropy(log_probs, dim=1), sample_weight)
     return _entropy(log_mean, dim=0) - mean_entropy
+
+
+def max_margin_entropy(
+    log_probs, prior=None, sample_weight=None, *, fairness_weight=1.0, weight=None,
+    gamma=0.0,
+):
+    """The maximum-margin entropy clustering loss mean H(σ) + λ KL(σ̄‖u) + γ‖v‖².
+
+    Decisiveness, fairness and margin: :func:`decisiveness` plus
+    ``fairness_weight`` times :func:`fairness`, plus ``gamma`` times
+    :func:`margin` of the classifier weights v when they are given. It is the
+    training loss of :class:`~skentropy.MaxMarginEntropyClustering` and of
+    :class:`~skentropy.MIGDClustering` (whose estimators add γ‖v‖² themselves,
+    see their ``gamma``) and the loss that every estimator's ``score`` negates.
+
+    Parameters
+    ----------
+    log_probs : torch.Tensor of shape (n_samples, n_clusters)
+        Log-probabilities ln σ of the model predictions. ``-inf`` entries are
+        allowed.
+
+    prior : array-like of shape (n_clusters,), default=None
+        Target cluster proportions u. ``None`` means uniform, u_k = 1/K.
+
+    sample_weight : array-like of shape (n_samples,), default=None
+        Row weights of the mean entropy and of the mean prediction σ̄.
+        ``None`` gives every row weight one.
+
+    fairness_weight : float, default=1.0
+        The weight λ of the fairness term.
+
+    weight : torch.Tensor, default=None
+        The weights v of the classifier, without its bias, for the margin
+        term; ``None`` leaves the term out.
+
+    gamma : float, default=0.0
+        The weight γ of the margin term.
+
+    Returns
+    -------
+    loss : torch.Tensor of shape ()
+        The loss in nats.
+
+    See Also
+    --------
+    mutual_information : H(σ̄) − mean H(σ); for uniform u and λ = 1 the loss
+        without margin is ln K minus it.
+
+    Notes
+    -----
+    Eq. (11) of entropy-clustering-kmeans-svm in the KL form of its
+    supplement eq. (a); with λ = 1 and no margin term, the loss of MI-GD,
+    eq. (4) there.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skentropy.losses import max_margin_entropy
+    >>> log_probs = torch.log(torch.tensor([[1.0, 0.0], [0.0, 1.0]]))
+    >>> max_margin_entropy(log_probs)  # decisive and balanced
+    tensor(0.)
+    >>> weight = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    >>> max_margin_entropy(log_probs, weight=weight, gamma=0.5)  # 0.5 · ‖v‖²
+    tensor(1.)
+    """
+    loss = decisiveness(log_probs, sample_weight) + fairness_weight * fairness(
+        log_probs, prior, sample_weight
+    )
+    if weight is not None:
+        loss = loss + gamma * margin(weight)
+    return loss
 
 
 def margin(weight):

@@ -511,9 +511,10 @@ def test_shape_errors():
         collision_cross_entropy(log_probs, targets[:, :1])
     with pytest.raises(ValueError, match="targets_or_probs must be a 2-D tensor"):
         strong_fairness(targets[0])
-    with pytest.raises(ValueError, match=r"prior must have shape \(n_clusters,\)"):
+    one_per_cluster = r"prior must have one entry per cluster, shape \(n_clusters,\)"
+    with pytest.raises(ValueError, match=one_per_cluster):
         fairness(log_probs, prior=torch.ones(3) / 3)
-    with pytest.raises(ValueError, match=r"prior must have shape \(n_clusters,\)"):
+    with pytest.raises(ValueError, match=one_per_cluster):
         strong_fairness(targets, prior=torch.ones(1, 2) / 2)
     with pytest.raises(ValueError, match=r"sample_weight must have shape"):
         decisiveness(log_probs, sample_weight=torch.ones(2))
