@@ -57,13 +57,15 @@ from skentropy import (
     plotting,
     pseudo_labels,
 )
-from skentropy._baselines import MIADMClustering, MIGDClustering, SeLaClustering
 from skentropy._estimators import (
     CollisionCEClustering,
     EntropyClustering,
     MaxMarginEntropyClustering,
+    MIADMClustering,
+    MIGDClustering,
+    SeCuClustering,
+    SeLaClustering,
 )
-from skentropy._secu import SeCuClustering
 from skentropy.augment import SelfAugmentation
 from skentropy.feature_extraction import FeatureExtractor
 from skentropy.nets import VGG4

@@ -32,8 +32,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from torch import nn
 from tqdm.auto import tqdm
 
-from skentropy._base import _resolve_device
-from skentropy._deep import seeded_rng
+from skentropy._torch_utils import resolve_device, seeded_rng
 
 __all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "FeatureExtractor"]
 
@@ -392,7 +391,7 @@ class FeatureExtractor(
 
     def _device(self):
         """The torch device of ``transform``, from the ``device`` parameter."""
-        return _resolve_device(self.device)
+        return resolve_device(self.device)
 
     def _preprocess(self, batch, device):
         """Move a batch to ``device`` and apply the preprocessing steps.

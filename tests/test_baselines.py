@@ -289,8 +289,9 @@ def test_sela_full_schedule_clusters_blobs_and_checks_heads():
         SeLaClustering(3, schedule="full", n_heads=2).fit(X)
 
 
-def test_sela_full_schedule_keeps_given_labels():
-    # with weak supervision the given labels override the Sinkhorn labels
+def test_sela_full_schedule_learns_given_labels():
+    # with weak supervision the labeled rows add their cross-entropy to the
+    # loss of the epoch's Sinkhorn labels, as with schedule="batch"
     X, y = make_blobs(n_samples=300, centers=[[0, 4], [4, -2], [-4, -2]],
                       random_state=0)
     given = np.full(300, -1)

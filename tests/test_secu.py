@@ -15,7 +15,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from skentropy import SeCuClustering
-from skentropy._secu import (
+from skentropy._estimators._secu import (
     centre_sums,
     closed_form_centres,
     cluster_log_probs,

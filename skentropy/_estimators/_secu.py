@@ -16,24 +16,19 @@ from sklearn.base import BaseEstimator, ClusterMixin, _fit_context
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import (
-    _check_sample_weight,
-    check_is_fitted,
-    validate_data,
-)
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 from tqdm.auto import tqdm
 
-from skentropy._base import (
-    _INIT_SIZE_BATCHES,
-    _batch_bounds,
-    _check_magnitude,
-    _partial_labels,
-    _resolve_device,
-    _seed_prototypes,
-    _shuffled_batches,
-    _to_tensor,
-    _torch_generator,
+from skentropy._estimators._batching import batch_bounds, shuffled_batches, to_tensor
+from skentropy._estimators._docstrings import fill_doc
+from skentropy._estimators._params import (
+    check_n_samples,
+    check_partial_labels,
+    persistent_random_state,
+    validate_features,
 )
+from skentropy._estimators._seeding import init_rows, init_size, seed_prototypes
+from skentropy._torch_utils import resolve_device, torch_dtype, torch_generator
 
 
 def cluster_log_probs(features, centres, temperature):
@@ -88,6 +83,70 @@ def closed_form_centres(sums, centres):
     return torch.where(empty, centres, sums / norms.clamp(min=1e-30))
 
 
+def secu_epoch(
+    X,
+    given,
+    sample_weight,
+    state,
+    generator,
+    *,
+    batch_size,
+    temperature,
+    lower_bound,
+    upper_bound,
+    dual_lr,
+):
+    """One epoch: online constrained assignment of X, then Theorem 1.
+
+    The centres are held fixed during the epoch. Each shuffled mini-batch gets
+    the labels of supplement §2 for the current duals (labeled rows keep
+    their ``given`` cluster, if any), then the duals take one step on its
+    cluster fractions (:func:`dual_step`, bounds ``lower_bound`` and
+    ``upper_bound`` on the fractions). After the epoch the centres take the
+    closed form of Theorem 1 for the epoch's labels.
+
+    Returns
+    -------
+    state : tuple of torch.Tensor
+        New centres, lower duals ρ and upper duals ρ'.
+
+    loss : float
+        Mean −ln p_{i y_i} over the epoch's (weighted) rows.
+    """
+    centres, lower_dual, upper_dual = state
+    sums = torch.zeros_like(centres)
+    total_loss = torch.zeros((), dtype=centres.dtype, device=centres.device)
+    for rows in shuffled_batches(X.shape[0], batch_size, generator):
+        weight = to_tensor(sample_weight[rows], like=centres)
+        if not weight.sum() > 0:
+            continue  # zero weights drop rows, and here a whole batch
+        features = _normalize(to_tensor(X[rows], like=centres))
+        log_probs = cluster_log_probs(features, centres, temperature)
+        labels = constrained_assignment(log_probs, lower_dual, upper_dual)
+        if given is not None:
+            batch_given = torch.as_tensor(given[rows], device=labels.device)
+            labels = torch.where(batch_given >= 0, batch_given, labels)
+        fractions = torch.zeros_like(lower_dual).index_add_(0, labels, weight)
+        lower_dual, upper_dual = dual_step(
+            lower_dual,
+            upper_dual,
+            fractions / weight.sum(),
+            lower_bound,
+            upper_bound,
+            dual_lr,
+        )
+        sums += centre_sums(features, labels, log_probs, weight, centres.shape[0])
+        total_loss -= (log_probs.gather(1, labels[:, None])[:, 0] * weight).sum()
+    loss = total_loss.item() / sample_weight.sum()
+    if not np.isfinite(loss):
+        raise ValueError(
+            f"The training loss became {loss}; rows of X may be too small "
+            "or too large to normalize in its dtype: standardize X (e.g. "
+            "StandardScaler)."
+        )
+    return (closed_form_centres(sums, centres), lower_dual, upper_dual), loss
+
+
 def _normalize(features):
     """Rows projected onto the unit sphere (a zero row stays zero).
 
@@ -99,6 +158,7 @@ def _normalize(features):
     return torch.nn.functional.normalize(features, dim=1, eps=tiny)
 
 
+@fill_doc
 class SeCuClustering(ClusterMixin, BaseEstimator):
     """Stable cluster discrimination (SeCu) with bounded cluster sizes.
 
@@ -121,7 +181,7 @@ class SeCuClustering(ClusterMixin, BaseEstimator):
     Parameters
     ----------
     n_clusters : int, default=8
-        The number of clusters K.
+        {n_clusters}
 
     temperature : float, default=0.3
         Temperature τ of the softmax over the cosine similarities x_iᵀw_j.
@@ -150,12 +210,10 @@ class SeCuClustering(ClusterMixin, BaseEstimator):
         The paper uses 20 on ImageNet (K = 1000).
 
     max_iter : int, default=100
-        Maximum number of epochs (passes over the training data).
+        {max_iter}
 
     batch_size : int, default=128
-        Number of samples in a mini-batch, i.e. between two dual steps. The
-        rows of an epoch are split into batches of at most ``batch_size``
-        rows and nearly equal sizes.
+        {batch_size}
 
     tol : float, default=1e-2
         Tolerance of the stopping rule: training stops once no centre has
@@ -170,19 +228,13 @@ class SeCuClustering(ClusterMixin, BaseEstimator):
         that stop training.
 
     random_state : int, RandomState instance or None, default=None
-        Determines the initialization (k-means++ seeds) and the order of the
-        samples in the mini-batches. Pass an int for reproducible results
-        across multiple function calls (on the CPU).
-        See :term:`Glossary <random_state>`.
+        {random_state}
 
     verbose : int, default=0
-        If positive, show a progress bar over the epochs with the training
-        loss.
+        {verbose}
 
     device : {"auto", "cpu", "cuda"}, default="auto"
-        Where the model is trained and evaluated. ``"auto"`` uses a CUDA GPU
-        if one is available. The fitted parameters are stored as numpy arrays
-        in any case.
+        {device}
 
     semi_supervised : bool, default=False
         Weak supervision. If True, ``fit(X, y)`` and ``partial_fit(X, y)`` read
@@ -219,12 +271,7 @@ class SeCuClustering(ClusterMixin, BaseEstimator):
         Whether training stopped on the ``tol`` rule (centre moves) before
         ``max_iter``.
 
-    n_features_in_ : int
-        Number of features seen during :term:`fit`.
-
-    feature_names_in_ : ndarray of shape (`n_features_in_`,)
-        Names of features seen during :term:`fit`. Defined only when `X`
-        has feature names that are all strings.
+    {input_attributes}
 
     See Also
     --------
@@ -360,47 +407,7 @@ class SeCuClustering(ClusterMixin, BaseEstimator):
         self : object
             Fitted estimator.
         """
-        X = validate_data(self, X, dtype=[np.float64, np.float32])
-        _check_magnitude(X)
-        self._check_n_samples(X)
-        random_state = check_random_state(self.random_state)
-        sample_weight = _check_sample_weight(
-            sample_weight, X, dtype=X.dtype, ensure_non_negative=True
-        )
-        given = self._check_partial_labels(y, X.shape[0])
-        state = self._initial_state(X, given, sample_weight, random_state)
-        generator = _torch_generator(random_state)
-
-        loss_curve = []
-        n_small_moves, converged = 0, False
-        epochs = tqdm(range(self.max_iter), unit="epoch", disable=not self.verbose)
-        with epochs:
-            for _ in epochs:
-                centres = state[0]
-                state, loss = self._run_epoch(
-                    X, given, sample_weight, state, generator
-                )
-                loss_curve.append(loss)
-                move = torch.linalg.vector_norm(state[0] - centres, dim=1).max().item()
-                epochs.set_postfix(loss=f"{loss:.5g}", move=f"{move:.3g}")
-                n_small_moves = n_small_moves + 1 if move <= self.tol else 0
-                if n_small_moves >= self.n_iter_no_change:
-                    converged = True
-                    break
-        if not converged:
-            warnings.warn(
-                f"Training stopped at max_iter={self.max_iter} epochs while the "
-                f"centres still moved by more than tol={self.tol}; consider "
-                "increasing max_iter or decreasing dual_lr.",
-                ConvergenceWarning,
-                stacklevel=2,
-            )
-        self._set_state(state)
-        self.labels_ = self._predict(X, state)
-        self.n_iter_ = len(loss_curve)
-        self.loss_curve_ = loss_curve
-        self.converged_ = converged
-        return self
+        return self._fit(X, y, sample_weight, incremental=False)
 
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y=None, sample_weight=None):
@@ -429,44 +436,66 @@ class SeCuClustering(ClusterMixin, BaseEstimator):
         self : object
             Updated estimator.
         """
-        first_call = not hasattr(self, "n_iter_")
-        X = validate_data(self, X, dtype=[np.float64, np.float32], reset=first_call)
-        _check_magnitude(X)
-        self._random_state = getattr(
-            self, "_random_state", check_random_state(self.random_state)
-        )
+        return self._fit(X, y, sample_weight, incremental=True)
+
+    def _fit(self, X, y, sample_weight, *, incremental):
+        """``fit`` (``incremental=False``) or one epoch of ``partial_fit``."""
+        new = not (incremental and hasattr(self, "n_iter_"))
+        X = validate_features(self, X, reset=new)
+        if new:
+            check_n_samples(X, self.n_clusters)
+        if incremental:
+            random_state = persistent_random_state(self)
+        else:
+            random_state = check_random_state(self.random_state)
         sample_weight = _check_sample_weight(
             sample_weight, X, dtype=X.dtype, ensure_non_negative=True
         )
-        given = self._check_partial_labels(y, X.shape[0])
-        if first_call:
-            self._check_n_samples(X)
-            state = self._initial_state(
-                X, given, sample_weight, self._random_state
-            )
+        given = check_partial_labels(
+            y, X.shape[0], self.n_clusters, semi_supervised=self.semi_supervised
+        )
+        if new:
+            state = self._initial_state(X, given, sample_weight, random_state)
         else:
             state = self._fitted_state(X.dtype)
-        generator = _torch_generator(self._random_state)
-        state, loss = self._run_epoch(X, given, sample_weight, state, generator)
+        generator = torch_generator(random_state)
 
+        loss_curve = []
+        n_small_moves, converged = 0, False
+        epochs = tqdm(
+            range(1 if incremental else self.max_iter),
+            unit="epoch",
+            disable=not self.verbose,
+        )
+        with epochs:
+            for _ in epochs:
+                centres = state[0]
+                state, loss = secu_epoch(
+                    X, given, sample_weight, state, generator, **self._epoch_params()
+                )
+                loss_curve.append(loss)
+                move = torch.linalg.vector_norm(state[0] - centres, dim=1).max().item()
+                epochs.set_postfix(loss=f"{loss:.5g}", move=f"{move:.3g}")
+                n_small_moves = n_small_moves + 1 if move <= self.tol else 0
+                if not incremental and n_small_moves >= self.n_iter_no_change:
+                    converged = True
+                    break
+        if not (incremental or converged):
+            warnings.warn(
+                f"Training stopped at max_iter={self.max_iter} epochs while the "
+                f"centres still moved by more than tol={self.tol}; consider "
+                "increasing max_iter or decreasing dual_lr.",
+                ConvergenceWarning,
+                stacklevel=4,
+            )
+        if incremental and not new:
+            loss_curve = [*self.loss_curve_, *loss_curve]
         self._set_state(state)
         self.labels_ = self._predict(X, state)
-        self.n_iter_ = 1 if first_call else self.n_iter_ + 1
-        self.loss_curve_ = [loss] if first_call else [*self.loss_curve_, loss]
-        self.converged_ = False
+        self.n_iter_ = len(loss_curve)
+        self.loss_curve_ = loss_curve
+        self.converged_ = converged
         return self
-
-    def _check_partial_labels(self, y, n_samples):
-        """Given clusters (−1 = unlabeled) with ``semi_supervised``, else None."""
-        if not self.semi_supervised:
-            return None
-        return _partial_labels(y, n_samples, self.n_clusters)
-
-    def _check_n_samples(self, X):
-        if X.shape[0] < self.n_clusters:
-            raise ValueError(
-                f"n_samples={X.shape[0]} should be >= n_clusters={self.n_clusters}."
-            )
 
     def _initial_state(self, X, given, sample_weight, random_state):
         """Centres on k-means++ seeds of the normalized rows; zero duals.
@@ -475,15 +504,13 @@ class SeCuClustering(ClusterMixin, BaseEstimator):
         normalized mean of their normalized rows instead (as seeded k-means,
         Basu et al. 2002), so that cluster k starts at class k.
         """
-        dtype = torch.float32 if X.dtype == np.float32 else torch.float64
-        device = _resolve_device(self.device)
-        init_size = max(_INIT_SIZE_BATCHES * self.batch_size, 3 * self.n_clusters)
-        rows = np.arange(X.shape[0])
-        if X.shape[0] > init_size:
-            rows = np.sort(random_state.choice(X.shape[0], init_size, replace=False))
+        dtype = torch_dtype(X.dtype)
+        device = resolve_device(self.device)
+        size = init_size(self.batch_size, self.n_clusters)
+        rows = init_rows(X.shape[0], size, random_state)
         subset = _normalize(torch.tensor(X[rows], dtype=dtype)).numpy()
-        seeds, _ = _seed_prototypes(
-            subset, sample_weight[rows], self.n_clusters, init_size, random_state
+        seeds, _ = seed_prototypes(
+            subset, sample_weight[rows], self.n_clusters, size, random_state
         )
         if given is not None:
             # seeded k-means: a cluster with labeled samples starts at their mean
@@ -499,8 +526,8 @@ class SeCuClustering(ClusterMixin, BaseEstimator):
 
     def _fitted_state(self, dtype):
         """Centres and duals of the fitted model, on the estimator's device."""
-        device = _resolve_device(self.device)
-        dtype = torch.float32 if dtype == np.float32 else torch.float64
+        device = resolve_device(self.device)
+        dtype = torch_dtype(dtype)
         return tuple(
             torch.tensor(array, dtype=dtype, device=device)
             for array in (self.cluster_centers_, self.lower_dual_, self.upper_dual_)
@@ -512,78 +539,18 @@ class SeCuClustering(ClusterMixin, BaseEstimator):
         self.lower_dual_ = lower_dual
         self.upper_dual_ = upper_dual
 
-    def _run_epoch(self, X, given, sample_weight, state, generator):
-        """One epoch: online constrained assignment, then Theorem 1.
-
-        Returns
-        -------
-        state : tuple of torch.Tensor
-            New centres, lower duals ρ and upper duals ρ'.
-
-        loss : float
-            Mean −ln p_{i y_i} over the epoch's (weighted) rows.
-        """
-        centres = state[0]
-        lower_dual, upper_dual, sums, loss = self._assign_epoch(
-            X, given, sample_weight, state, generator
-        )
-        return (closed_form_centres(sums, centres), lower_dual, upper_dual), loss
-
-    def _assign_epoch(self, X, given, sample_weight, state, generator):
-        """Online constrained assignment of X with the centres held fixed.
-
-        Each shuffled mini-batch gets the labels of supplement §2 for the
-        current duals (labeled rows keep their ``given`` cluster, if any),
-        then the duals take one step on its cluster fractions.
-
-        Returns
-        -------
-        lower_dual, upper_dual : torch.Tensor of shape (n_clusters,)
-            Duals ρ and ρ' after the epoch.
-
-        sums : torch.Tensor of shape (n_clusters, n_features)
-            Numerators s_j of Theorem 1 for the epoch's labels.
-
-        loss : float
-            Mean −ln p_{i y_i} over the epoch's (weighted) rows.
-        """
-        centres, lower_dual, upper_dual = state
-        lower_bound = self.lower_ratio / self.n_clusters
-        # Without an upper bound, ρ' stays 0: no fraction exceeds 1.
-        upper_bound = (
-            1.0 if self.upper_ratio is None else self.upper_ratio / self.n_clusters
-        )
-        sums = torch.zeros_like(centres)
-        total_loss = torch.zeros((), dtype=centres.dtype, device=centres.device)
-        for rows in _shuffled_batches(X.shape[0], self.batch_size, generator):
-            weight = _to_tensor(sample_weight[rows], like=centres)
-            if not weight.sum() > 0:
-                continue  # zero weights drop rows, and here a whole batch
-            features = _normalize(_to_tensor(X[rows], like=centres))
-            log_probs = cluster_log_probs(features, centres, self.temperature)
-            labels = constrained_assignment(log_probs, lower_dual, upper_dual)
-            if given is not None:
-                batch_given = torch.as_tensor(given[rows], device=labels.device)
-                labels = torch.where(batch_given >= 0, batch_given, labels)
-            fractions = torch.zeros_like(lower_dual).index_add_(0, labels, weight)
-            lower_dual, upper_dual = dual_step(
-                lower_dual,
-                upper_dual,
-                fractions / weight.sum(),
-                lower_bound,
-                upper_bound,
-                self.dual_lr,
-            )
-            sums += centre_sums(features, labels, log_probs, weight, self.n_clusters)
-            total_loss -= (log_probs.gather(1, labels[:, None])[:, 0] * weight).sum()
-        loss = total_loss.item() / sample_weight.sum()
-        if not np.isfinite(loss):
-            raise ValueError(
-                f"The training loss became {loss}; rows of X may be too small "
-                "or too large to normalize in its dtype: standardize X (e.g. "
-                "StandardScaler)."
-            )
-        return lower_dual, upper_dual, sums, loss
+    def _epoch_params(self):
+        """The settings of :func:`secu_epoch`."""
+        return {
+            "batch_size": self.batch_size,
+            "temperature": self.temperature,
+            "lower_bound": self.lower_ratio / self.n_clusters,
+            # Without an upper bound, ρ' stays 0: no fraction exceeds 1.
+            "upper_bound": (
+                1.0 if self.upper_ratio is None else self.upper_ratio / self.n_clusters
+            ),
+            "dual_lr": self.dual_lr,
+        }
 
     @torch.no_grad()
     def _log_probs(self, X, centres):
@@ -591,11 +558,11 @@ class SeCuClustering(ClusterMixin, BaseEstimator):
         return torch.cat(
             [
                 cluster_log_probs(
-                    _normalize(_to_tensor(X[start:stop], like=centres)),
+                    _normalize(to_tensor(X[start:stop], like=centres)),
                     centres,
                     self.temperature,
                 )
-                for start, stop in _batch_bounds(X.shape[0], self.batch_size)
+                for start, stop in batch_bounds(X.shape[0], self.batch_size)
             ]
         )
 
@@ -606,8 +573,7 @@ class SeCuClustering(ClusterMixin, BaseEstimator):
 
     def _validate_for_inference(self, X):
         check_is_fitted(self)
-        X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
-        _check_magnitude(X)
+        X = validate_features(self, X, reset=False)
         return X, self._fitted_state(self.cluster_centers_.dtype)
 
     def predict(self, X):

@@ -1,0 +1,296 @@
+"""The skorch net of deep mode: a feature network f_w with the clustering heads.
+
+- :class:`ClusteringModule` is the network: f_w followed by ``n_heads``
+  heads; its output holds every head's logits.
+- :class:`ClusteringCriterion` is the net's criterion: it holds the
+  estimator's training loss (a
+  :class:`~skentropy._estimators._training.TrainingLoss`) and gives the loss
+  of each head on a batch.
+- :class:`ClusteringNet` is the skorch net. It uses skorch's own override
+  points: :meth:`~ClusteringNet.infer` computes ln σ averaged over the views
+  of each sample (self-augmentation), :meth:`~ClusteringNet.get_loss` asks
+  the criterion for the heads' losses; skorch does the rest (batches,
+  optimizer steps, callbacks, history).
+"""
+
+import copy
+import inspect
+from collections.abc import Mapping
+
+import numpy as np
+import torch
+from skorch import NeuralNet
+from skorch.dataset import unpack_data
+from skorch.utils import to_tensor
+from torch import nn
+from torch.utils.data import DataLoader
+
+from skentropy._estimators._heads import make_head
+from skentropy._estimators._views import average_over_views
+
+
+class ClusteringModule(nn.Module):
+    """The feature network f_w followed by the clustering heads.
+
+    Parameters
+    ----------
+    backbone : torch.nn.Module class or instance
+        The feature network f_w. A class is built with ``backbone_params``;
+        an instance is deep-copied (the user's module is never trained in
+        place), or, with ``backbone_params``, rebuilt from its class with them
+        (as skorch does with ``module__*`` parameters).
+
+    backbone_params : dict
+        Keyword arguments of the backbone's class. If the class takes an
+        ``input_shape`` argument and it is not given, it gets ``input_shape``.
+
+    input_shape : tuple of int
+        Shape of one sample, e.g. (C, H, W).
+
+    n_clusters, n_heads, head, temperature
+        As the estimators' parameters.
+    """
+
+    def __init__(
+        self, backbone, backbone_params, input_shape, n_clusters, n_heads, head,
+        temperature,
+    ):
+        super().__init__()
+        self.backbone = _build_backbone(backbone, backbone_params, input_shape)
+        n_features = _n_output_features(self.backbone, input_shape)
+        self.heads = nn.ModuleList(
+            make_head(head, n_features, n_clusters, temperature)
+            for _ in range(n_heads)
+        )
+
+    def features(self, X):
+        """f_w(X), flattened to shape (n_samples, n_features)."""
+        return self.backbone(X).flatten(start_dim=1)
+
+    def forward(self, X):
+        """Logits of every head, of shape (n_samples, n_heads, n_clusters)."""
+        features = self.features(X)
+        return torch.stack([head(features) for head in self.heads], dim=1)
+
+
+def _build_backbone(backbone, backbone_params, input_shape):
+    if isinstance(backbone, nn.Module):
+        if not backbone_params:
+            return copy.deepcopy(backbone)
+        backbone = type(backbone)
+    params = dict(backbone_params)
+    try:
+        accepts_shape = "input_shape" in inspect.signature(backbone).parameters
+    except (TypeError, ValueError):  # no introspectable signature
+        accepts_shape = False
+    if accepts_shape and "input_shape" not in params:
+        params["input_shape"] = tuple(input_shape)
+    try:
+        return backbone(**params)
+    except TypeError as error:
+        raise ValueError(
+            f"module={backbone!r} could not be built with the parameters "
+            f"{sorted(params)}: {error}"
+        ) from error
+
+
+def _n_output_features(backbone, input_shape):
+    """The number of features f_w gives for one sample, by a probe forward.
+
+    The probe runs on two zero samples (batch norm needs more than one in
+    training mode) in evaluation mode, without gradients, and leaves the
+    backbone's mode as it was.
+    """
+    parameter = next(backbone.parameters(), None)
+    dtype = torch.float32 if parameter is None else parameter.dtype
+    probe = torch.zeros((2, *input_shape), dtype=dtype)
+    training = backbone.training
+    backbone.eval()
+    try:
+        with torch.no_grad():
+            output = backbone(probe)
+    except RuntimeError as error:
+        raise ValueError(
+            f"The module does not accept samples of shape {tuple(input_shape)} "
+            f"(the shape of X without its first axis): {error}"
+        ) from error
+    finally:
+        backbone.train(training)
+    if not isinstance(output, torch.Tensor) or output.ndim < 2:
+        raise ValueError(
+            "The module must return a tensor of features with one row per "
+            f"sample; for a batch of shape {tuple(probe.shape)} it returned "
+            f"{type(output).__name__} of shape {getattr(output, 'shape', None)}."
+        )
+    return output[0].numel()
+
+
+class ClusteringCriterion(nn.Module):
+    """The criterion of :class:`ClusteringNet`: the training loss of each head.
+
+    Parameters
+    ----------
+    loss : TrainingLoss, default=None
+        The estimator's loss of one head on a batch (see
+        :class:`~skentropy._estimators._training.TrainingLoss`), which holds
+        its parameters and not the estimator. The net receives the loss of
+        the estimator's current parameters before each training
+        (:meth:`ClusteringNet.set_loss`).
+    """
+
+    def __init__(self, loss=None):
+        super().__init__()
+        self.loss = loss
+
+    def forward(self, log_probs, heads, sample_weight, labels=None):
+        """The loss of each head, of shape (n_heads,).
+
+        Parameters
+        ----------
+        log_probs : torch.Tensor of shape (n_samples, n_heads, n_clusters)
+            ln σ of every head on the batch.
+
+        heads : torch.nn.ModuleList
+            The heads, whose ``margin_weight`` the margin term acts on.
+
+        sample_weight : torch.Tensor of shape (n_samples,)
+
+        labels : torch.Tensor of shape (n_samples,), default=None
+            Labels of weak supervision (−1 = unlabeled), or None.
+        """
+        return torch.stack(
+            [
+                self.loss(
+                    log_probs[:, index],
+                    head.margin_weight,
+                    sample_weight,
+                    labels=labels,
+                )
+                for index, head in enumerate(heads)
+            ]
+        )
+
+
+class ClusteringNet(NeuralNet):
+    """A skorch net that trains a :class:`ClusteringModule` without labels.
+
+    The training data X is a dict with the samples ``"X"``, their
+    ``"sample_weight"``, their indices ``"rows"`` in X and, with weak
+    supervision, their ``"labels"`` (−1 = unlabeled); y is unused. The
+    criterion is a :class:`ClusteringCriterion`.
+
+    Parameters
+    ----------
+    module : type
+        :class:`ClusteringModule`, built by skorch from ``module__*``.
+
+    views : views object
+        The views of each sample in training (see
+        :mod:`skentropy._estimators._views`), e.g. augmented ones.
+
+    generator : torch.Generator
+        CPU generator that shuffles the batches (into even batches, see
+        :func:`even_batches`) and draws the views.
+
+    **kwargs
+        Parameters of :class:`skorch.NeuralNet`.
+    """
+
+    def __init__(self, module, *, views, generator, **kwargs):
+        super().__init__(
+            module,
+            criterion=ClusteringCriterion,
+            iterator_train=even_batches,
+            iterator_train__generator=generator,
+            **kwargs,
+        )
+        self.views = views
+        self.generator = generator
+
+    def set_loss(self, loss):
+        """Train on ``loss`` from now on, keeping the optimizer's state.
+
+        skorch's ``set_params(criterion__loss=...)`` would also start a new
+        optimizer, as it must for a criterion with parameters; this one has
+        none.
+        """
+        self.criterion__loss = loss
+        self.initialize_criterion()
+
+    def train_step(self, batch, **fit_params):
+        """One optimizer step; none for a batch whose samples all weigh 0.
+
+        Zero weights drop samples; a batch of them only is skipped whole, as
+        the shallow trainer does, and its losses count as 0.
+        """
+        inputs, _ = unpack_data(batch)
+        if not inputs["sample_weight"].any():
+            self.history.record_batch("head_losses", [0.0] * len(self.module_.heads))
+            return {"loss": inputs["sample_weight"].sum(), "y_pred": None}
+        return super().train_step(batch, **fit_params)
+
+    def infer(self, x, **fit_params):
+        """ln σ of every head, shape (n_samples, n_heads, n_clusters).
+
+        For a training batch (a dict), σ_i is averaged over the views of
+        sample i: σ_i = mean over t of σ(v f_w(t_i)) (self-augmentation,
+        entropy clustering supplement E.3, collision cross-entropy §5.2). For
+        samples to predict (a tensor), σ_i = σ(v f_w(X_i)).
+        """
+        x = to_tensor(x, device=self.device)
+        if not isinstance(x, Mapping):
+            return torch.log_softmax(self.module_(x), dim=-1)
+        views = self.views(x["X"], x["rows"], self.generator)
+        log_probs = torch.log_softmax(self.module_(views), dim=-1)
+        return average_over_views(log_probs, self.views.n_views)
+
+    def get_loss(self, y_pred, y_true, X=None, training=False):
+        """The sum of the heads' losses on a batch; records each head's.
+
+        The criterion gives the loss of each head; their sum trains every
+        head on its own loss (they share the network).
+        """
+        sample_weight = to_tensor(X["sample_weight"], device=self.device)
+        labels = X.get("labels")
+        if labels is not None:
+            labels = to_tensor(labels, device=self.device)
+        head_losses = self.criterion_(y_pred, self.module_.heads, sample_weight, labels)
+        loss = head_losses.sum()
+        if not torch.isfinite(loss):
+            raise ValueError(
+                f"The training loss became {loss.item()}. The steps may be too "
+                "large (decrease lr) or the inputs too large in magnitude "
+                "(scale them, e.g. images to [0, 1])."
+            )
+        self.history.record_batch("head_losses", head_losses.tolist())
+        return loss
+
+
+def even_batches(dataset, *, batch_size, generator, **kwargs):
+    """A :class:`~torch.utils.data.DataLoader` over shuffled, even batches.
+
+    The skorch ``iterator_train`` of deep mode: each epoch is a random
+    partition of the samples into ``ceil(n / batch_size)`` batches that
+    differ in size by at most one sample, as in the shallow estimators, so
+    that no batch is left with a single sample (batch norm cannot train on
+    one) and the fairness term of every batch sees many samples.
+    """
+    sampler = _EvenBatchSampler(len(dataset), batch_size, generator)
+    return DataLoader(dataset, batch_sampler=sampler, **kwargs)
+
+
+class _EvenBatchSampler:
+    """Index lists of an epoch's batches, drawn anew at each iteration."""
+
+    def __init__(self, n_samples, batch_size, generator):
+        self.n_samples = n_samples
+        self.batch_size = batch_size
+        self.generator = generator
+
+    def __len__(self):
+        return -(-self.n_samples // self.batch_size)
+
+    def __iter__(self):
+        permutation = torch.randperm(self.n_samples, generator=self.generator)
+        for rows in np.array_split(permutation.numpy(), len(self)):
+            yield np.sort(rows).tolist()

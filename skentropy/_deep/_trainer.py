@@ -1,0 +1,209 @@
+"""The deep trainer: a feature network trained with the heads, through skorch.
+
+With a ``module``, an estimator trains σ(v f_w(X) + b) end to end: the
+feature network f_w (the user's module, e.g. :class:`~skentropy.nets.VGG4`)
+and the clustering heads on top of it, on the estimator's own loss, by a
+:class:`skorch.NeuralNet` (:class:`~skentropy._deep._net.ClusteringNet`, held
+as the estimator's ``net_``) rather than a second training loop: skorch gives
+the batches, the optimizer, callbacks (early stopping, checkpoints, LR
+schedules), the printed log and its progress bar.
+"""
+
+import copy
+
+import numpy as np
+import torch
+from sklearn.utils.validation import validate_data
+from skorch.callbacks import EarlyStopping, ProgressBar
+
+from skentropy._deep._net import ClusteringModule, ClusteringNet
+from skentropy._estimators._seeding import init_rows, init_size, seed_heads
+from skentropy._estimators._training import OPTIMIZERS, Trainer, TrainingResult
+from skentropy._estimators._views import make_views
+from skentropy._torch_utils import seeded_rng, torch_generator
+
+
+class DeepTrainer(Trainer):
+    """Trains the network ``module`` and ``n_heads`` heads on it, in float32.
+
+    A new net is built from ``module`` and ``module__*`` inside a forked
+    torch RNG seeded from ``random_state``; each head is then seeded by
+    k-means++ on the features f_w of a random subset of X, as the shallow
+    heads on X itself (but on f_w(X) as it is, without standardization).
+    Each training continues the net's history and optimizer (``fit`` with
+    ``warm_start`` too); it stops early on the training loss by skorch's
+    :class:`~skorch.callbacks.EarlyStopping` with the estimators' rule. The
+    margin term weighs γ from the start (no warm-up), and targets of an
+    epoch (``_epoch_targets``) are not computed: SeLa refuses
+    ``schedule="full"`` with a module.
+    """
+
+    def validate_input(self, X, *, reset):
+        """X for the network as float32; samples of any shape, e.g. (C, H, W).
+
+        Later calls must give samples of the shape that ``fit`` saw.
+        """
+        estimator = self.estimator
+        X = validate_data(estimator, X, dtype=np.float32, allow_nd=True, reset=reset)
+        if reset:
+            estimator._input_shape = X.shape[1:]
+        elif X.shape[1:] != estimator._input_shape:
+            raise ValueError(
+                f"X has samples of shape {X.shape[1:]}, but "
+                f"{type(estimator).__name__} was fitted on samples of shape "
+                f"{estimator._input_shape}."
+            )
+        return X
+
+    def weight_dtype(self, X):
+        return np.float32
+
+    def new_model(self, data, random_state, device):
+        estimator = self.estimator
+        X, labels, sample_weight = data
+        seed = random_state.randint(np.iinfo(np.int32).max)
+        callbacks = _default_callbacks(
+            estimator.n_iter_no_change, estimator.tol, estimator.verbose
+        )
+        callbacks += copy.deepcopy(estimator.callbacks or [])
+        net = ClusteringNet(
+            ClusteringModule,
+            module__backbone=estimator.module,
+            module__backbone_params=estimator._module_params(),
+            module__input_shape=X.shape[1:],
+            module__n_clusters=estimator.n_clusters,
+            module__n_heads=estimator.n_heads,
+            module__head=estimator.head,
+            module__temperature=estimator.temperature,
+            views=make_views(estimator.augment, estimator.n_augmentations),
+            optimizer=OPTIMIZERS[estimator.optimizer],
+            lr=estimator.lr,
+            optimizer__weight_decay=estimator.weight_decay,
+            batch_size=estimator.batch_size,
+            generator=torch_generator(random_state),
+            callbacks=callbacks,
+            train_split=None,
+            verbose=estimator.verbose,
+            device=str(device),
+        )
+        size = init_size(estimator.batch_size, estimator.n_clusters)
+        with seeded_rng(seed, device):
+            net.initialize()
+            rows = init_rows(X.shape[0], size, random_state)
+            features = _features(net, X[rows], estimator.batch_size)
+        if not np.all(np.isfinite(features)):
+            raise ValueError(
+                "The network gives non-finite features for some samples of X; "
+                "scale X (e.g. images to [0, 1]) or check the module."
+            )
+        seed_heads(
+            net.module_.heads,
+            features,
+            None if labels is None else labels[rows],
+            sample_weight[rows],
+            estimator.n_clusters,
+            size,
+            random_state,
+        )
+        return net
+
+    def continued_model(self, data, random_state, device):
+        net = self.estimator.net_
+        net.set_params(lr=self.estimator.lr)
+        return net
+
+    def fitted_model(self, device):
+        return self.estimator.net_
+
+    def train(self, model, data, loss, run, random_state, device):
+        """Up to ``run.epochs`` epochs of skorch's ``partial_fit``.
+
+        The net's own generator shuffles the batches and draws the views;
+        torch's global RNG (dropout) is forked and seeded from
+        ``random_state``. The loss of an epoch is the lowest of the heads'
+        mean losses over its batches.
+        """
+        net = model
+        X, labels, sample_weight = data
+        seed = random_state.randint(np.iinfo(np.int32).max)
+        n_before = len(net.history)
+        net.set_params(max_epochs=run.epochs)
+        net.set_loss(loss.to(torch.float32, device))
+        inputs = {"X": X, "sample_weight": sample_weight, "rows": np.arange(len(X))}
+        if labels is not None:
+            inputs["labels"] = labels
+        with seeded_rng(seed, device):
+            net.partial_fit(inputs)
+        head_losses = [
+            _epoch_head_losses(epoch) for epoch in list(net.history)[n_before:]
+        ]
+        loss_curve = [float(losses.min()) for losses in head_losses]
+        return TrainingResult(
+            net, head_losses[-1], loss_curve, len(loss_curve) < run.epochs
+        )
+
+    def log_probs(self, model, X, head):
+        """ln σ of one head for all samples of X, by batches in evaluation mode."""
+        return torch.cat(
+            [
+                output[:, head]
+                for output in model.forward_iter(X, training=False, device="cpu")
+            ]
+        )
+
+    def heads(self, model):
+        return model.module_.heads
+
+    def fitted_state(self, model):
+        return {"net_": model}
+
+
+def _features(net, X, batch_size):
+    """f_w(X) of a subset X, in training mode (batch statistics), no gradient."""
+    module = net.module_
+    module.train()
+    n_batches = -(-X.shape[0] // batch_size)
+    with torch.no_grad():
+        return torch.cat(
+            [
+                module.features(torch.as_tensor(X[rows], device=net.device)).cpu()
+                for rows in np.array_split(np.arange(X.shape[0]), n_batches)
+            ]
+        ).numpy()
+
+
+def _default_callbacks(n_iter_no_change, tol, verbose):
+    """The estimator's own skorch callbacks, as ``(name, callback)`` pairs.
+
+    Early stopping on the training loss with the estimators' rule (as
+    :class:`~sklearn.neural_network.MLPClassifier`: stop once the loss has
+    not improved by ``tol`` for more than ``n_iter_no_change`` epochs), and a
+    progress bar over the batches with ``verbose >= 2``; skorch prints its
+    table of epochs with ``verbose >= 1``.
+    """
+    callbacks = [
+        (
+            "early_stopping",
+            EarlyStopping(
+                monitor="train_loss",
+                patience=n_iter_no_change + 1,
+                threshold=tol,
+                threshold_mode="abs",
+                sink=print if verbose else _silent,
+            ),
+        )
+    ]
+    if verbose >= 2:
+        callbacks.append(("progress_bar", ProgressBar()))
+    return callbacks
+
+
+def _silent(*args, **kwargs):
+    """A sink that prints nothing (a module function, so that nets pickle)."""
+
+
+def _epoch_head_losses(epoch):
+    """Mean loss of each head over the batches of one epoch of the history."""
+    sizes = np.array([batch["train_batch_size"] for batch in epoch["batches"]])
+    head_losses = np.array([batch["head_losses"] for batch in epoch["batches"]])
+    return sizes @ head_losses / sizes.sum()

@@ -1,0 +1,240 @@
+"""The docstring texts that estimators share, and the decorator that fills them in.
+
+A docstring line that holds only ``{name}`` (any indentation) is a
+placeholder: :func:`fill_doc` replaces it with ``SHARED[name]``, indented as
+the line. Two kinds of text are shared:
+
+- the description of a parameter or attribute, placed under its own header
+  line (``batch_size : int, default=250``), which stays in the class so that
+  its defaults are read next to the signature;
+- whole entries or paragraphs (``{deep_parameters}``, ``{head_attributes}``,
+  ``{initialization_notes}``), for what is identical in every estimator.
+
+One wording per shared parameter: a parameter that means the same in every
+estimator is described here and nowhere else. ``tests/test_docstrings.py``
+checks that the filled docstrings document every parameter of the
+signature, in its order.
+"""
+
+import re
+import textwrap
+
+SHARED = {
+    # -- parameters ---------------------------------------------------------
+    "n_clusters": """\
+The number of clusters K, the number of outputs of the model.""",
+    "gamma": """\
+Weight γ of the margin term γ‖v‖² on the weights v of the linear head
+(not on its bias). Larger values widen the soft margin 1/‖v‖ between
+the clusters. γ is in units of the data: the model sees X through
+z = (x − x̄)/s, centered and scaled to unit root-mean-square norm, and v
+acts on z, so a value means the same on raw, standardized or unit-norm
+features at any scale (see :ref:`input-scale`). Good values lie from
+about 1e-4 to 1e-3; much larger ones leave clusters empty (a
+``ConvergenceWarning`` says so). The margin weight grows from 0 to γ
+over the first 10 epochs of a new model.""",
+    "prior": """\
+Target cluster proportions u: positive, summing to one. ``None`` means
+equal proportions, u_k = 1/K.""",
+    "max_iter": """\
+Maximum number of epochs (passes over the training data).""",
+    "batch_size": """\
+Number of samples in a mini-batch, each of which makes one training
+step. The rows of an epoch are split into batches of at most
+``batch_size`` rows and nearly equal sizes.""",
+    "lr": """\
+Learning rate of the optimizer.""",
+    "optimizer": """\
+``"adam"`` is :class:`torch.optim.Adam`, ``"sgd"`` plain stochastic
+gradient descent (:class:`torch.optim.SGD`), the optimizer of the
+papers' protocol on fixed features.""",
+    "weight_decay": """\
+Weight decay of the optimizer, on all parameters including the bias. A
+separate setting from ``gamma``.""",
+    "tol": """\
+Tolerance of the stopping rule: training stops when the mean training
+loss of an epoch has not been lower than the best so far minus ``tol``
+for more than ``n_iter_no_change`` epochs in a row.""",
+    "n_iter_no_change": """\
+Number of epochs without an improvement of at least ``tol`` that
+training tolerates before it stops.""",
+    "head": """\
+The head producing the logits. ``"linear"`` is the linear model
+vᵀx + b. ``"normfc"`` is the Norm-FC head of Han et al. (twostage supplement
+eq. 2): the cosines between the projected features g = Wx + b and fixed
+random unit prototypes, divided by ``temperature``; the projection W
+(square) is trained, the prototypes are drawn once from
+``random_state`` and never change. ``gamma`` applies to W; as the
+logits are bounded by 1/τ, it shrinks W but does not set a margin as
+for the linear head.""",
+    "n_heads": """\
+Number of heads trained at once on the same mini-batches, each from its
+own k-means++ seeds (and Norm-FC prototypes); the head with the lowest
+training loss in the last epoch is kept, a selection that needs no
+labels (as in IIC, SCAN and TwoStageUC). Unlike ``n_init``, whose
+trainings run one after the other, each with its own epochs and early
+stopping, the heads share every epoch; early stopping follows the
+lowest head loss. Both can be combined.""",
+    "temperature": """\
+Temperature τ of the Norm-FC head, logits = cos / τ; the paper uses
+0.1. Ignored by the linear head.""",
+    "semi_supervised": """\
+If True, ``fit`` and ``partial_fit`` use ``y`` as weak supervision: y_i
+in ``0..n_clusters - 1`` labels sample i with cluster (class) y_i, y_i
+= -1 leaves it unlabeled, and the mean cross-entropy −ln σ_{i,y_i} of
+the labeled samples of each mini-batch is added to the training loss
+(Zhang and Boykov §5.3; Zhang et al. supplement E.4). Cluster k then
+means class k. ``y=None`` means no labels. If False, ``y`` is ignored,
+as by every scikit-learn clusterer.""",
+    "n_init": """\
+Number of trainings from different initializations. The one with the
+lowest training loss in its last epoch is kept.""",
+    "warm_start": """\
+If True, ``fit`` continues from the parameters of the previous fit (a
+single training; ``n_init`` is ignored).""",
+    "random_state": """\
+Determines the initialization (k-means++ seeds) and the order of the
+samples in the mini-batches. Pass an int for reproducible results
+across multiple function calls (on the CPU).
+See :term:`Glossary <random_state>`.""",
+    "verbose": """\
+If positive, show a progress bar over the epochs with the training
+loss.""",
+    "device": """\
+Where the model is trained and evaluated. ``"auto"`` uses a CUDA GPU if
+one is available. The fitted parameters are stored as numpy arrays in
+any case.""",
+    "deep_parameters": """\
+module : torch.nn.Module class or instance, default=None
+    Feature network f_w of deep mode: the estimator then trains σ(v f_w(X)
+    + b), network and head together, on its loss, by a ``skorch.NeuralNet``
+    (the fitted ``net_``), and the samples of X may have any shape, e.g.
+    images of shape (C, H, W). A class is built with the ``module__*``
+    parameters, and with ``input_shape=X.shape[1:]`` if it takes that
+    argument and it is not given (e.g. :class:`~skentropy.nets.VGG4`); an
+    instance is copied, never trained in place. ``None`` trains the head on
+    the features X themselves. See :ref:`deep`.
+
+augment : callable, default=None
+    Self-augmentation of deep mode: a random transformation t of a batch of
+    samples (a tensor), called as ``augment(batch, generator=g)`` if it
+    takes a ``generator`` (a CPU :class:`torch.Generator` seeded from
+    ``random_state``), else as ``augment(batch)``, e.g.
+    :class:`~skentropy.augment.SelfAugmentation`. σ_i is then the mean of σ
+    over ``n_augmentations`` views t(X_i) (entropy paper supplement E.3).
+    Samples of shape (H, W) are augmented as one-channel images. ``None``:
+    σ_i = σ(X_i).
+
+n_augmentations : int, default=2
+    Number of augmented views of each sample with ``augment``; the papers
+    use 2.
+
+callbacks : list of skorch callbacks or (name, callback) tuples, \
+default=None
+    Extra callbacks of deep mode (``skorch.callbacks``, e.g. ``Checkpoint``
+    or ``LRScheduler``), added to the estimator's own: early stopping on
+    the training loss (``tol``, ``n_iter_no_change``) and, with ``verbose
+    >= 2``, a progress bar over the batches (with ``verbose >= 1`` skorch
+    prints its table of epochs). Each training uses copies of them.
+
+**kwargs : dict
+    ``module__<name>=value`` parameters: the keyword arguments that the
+    ``module`` class is built with, tunable by ``set_params`` and
+    :class:`~sklearn.model_selection.GridSearchCV`, as in skorch.""",
+    # -- attributes ---------------------------------------------------------
+    "head_attributes": """\
+coef_ : ndarray of shape (n_clusters, n_features)
+    Weights v of the linear model, in the dtype of the training data. Only
+    with ``head="linear"``; with several heads, those of the kept head (as
+    for every head attribute).
+
+intercept_ : ndarray of shape (n_clusters,)
+    Bias b of the linear model. Only with ``head="linear"``.
+
+projection_coef_ : ndarray of shape (n_features, n_features)
+    Projection W of the Norm-FC head. Only with ``head="normfc"``.
+
+projection_intercept_ : ndarray of shape (n_features,)
+    Bias b of the projection of the Norm-FC head. Only with
+    ``head="normfc"``.
+
+prototypes_ : ndarray of shape (n_clusters, n_features)
+    Fixed unit prototypes of the Norm-FC head. Only with ``head="normfc"``.
+
+head_losses_ : ndarray of shape (n_heads,)
+    Training loss of each head in the last epoch.
+
+best_head_ : int
+    Index of the kept head, the argmin of ``head_losses_``; ``predict``
+    uses it only.
+
+labels_ : ndarray of shape (n_samples,)
+    Cluster of each training sample (argmax σ) at the end of training.
+
+n_iter_ : int
+    Number of epochs run.
+
+n_steps_ : int
+    Number of optimizer steps (mini-batches) made.""",
+    "loss_curve_": """\
+With several heads, the lowest of the heads' losses; with
+``semi_supervised``, including the cross-entropy of the labeled
+samples.""",
+    "converged_": """\
+Whether training stopped on the ``tol`` rule before ``max_iter``.""",
+    "input_attributes": """\
+n_features_in_ : int
+    Number of features seen during :term:`fit`.
+
+feature_names_in_ : ndarray of shape (`n_features_in_`,)
+    Names of features seen during :term:`fit`. Defined only when `X` has
+    feature names that are all strings.""",
+    "deep_attributes": """\
+net_ : skorch.NeuralNet
+    Deep mode only: the trained net. Its ``module_`` holds the feature
+    network (``module_.backbone``) and the heads (``module_.heads``), its
+    ``history`` the loss of every epoch and batch. It pickles and loads on
+    a machine without CUDA. The head's parameters (e.g. ``coef_``) are then
+    those on the features f_w(X).""",
+    # -- notes --------------------------------------------------------------
+    "initialization_notes": """\
+The model starts as a soft nearest-prototype classifier on k-means++ seeds,
+σ_k(x) ∝ exp(−‖x − c_k‖² / 2T), so that every cluster starts with some
+points: a randomly initialized linear model on low-dimensional data can
+start with clusters that hold no point, and the loss does not revive them.""",
+    "defaults_notes": """\
+Defaults. The papers' protocol on fixed features (SGD with lr 0.1, batches
+of 250, 10 epochs) makes 80 optimizer steps on a data set of 2,000 samples,
+far too few, and a fixed SGD step suits features of one scale only. The
+defaults keep the batches but use Adam (lr 0.01), whose steps do not depend
+on the scale of the features, for up to 200 epochs, stopped once the
+training loss stops improving (``tol``, ``n_iter_no_change``): a small data
+set gets the hundreds of steps it needs (standardized digits: 30 to 85
+epochs of 8 steps), a large one stops after a few thousand steps (10,000
+image features: 20 to 40 epochs of 40 steps).""",
+}
+
+_PLACEHOLDER = re.compile(r"^(?P<indent>[ ]*)\{(?P<name>\w+)\}$", re.MULTILINE)
+
+
+def fill_doc(obj):
+    """Decorator: fill the placeholders of ``obj``'s docstring from ``SHARED``.
+
+    Each line that holds only ``{name}`` becomes ``SHARED[name]``, indented as
+    the line. An unknown name raises a KeyError when the module is imported.
+
+    Parameters
+    ----------
+    obj : class or function
+        Its ``__doc__`` is filled in place.
+
+    Returns
+    -------
+    obj : class or function
+        The same object.
+    """
+    obj.__doc__ = _PLACEHOLDER.sub(
+        lambda match: textwrap.indent(SHARED[match["name"]], match["indent"]),
+        obj.__doc__,
+    )
+    return obj

@@ -1,0 +1,300 @@
+"""The shallow trainer: heads trained on the features X themselves.
+
+Its mini-batch loop (:meth:`ShallowTrainer.train`) is the training of every
+estimator without a ``module``: epochs of shuffled mini-batches
+(:mod:`~skentropy._estimators._batching`), one optimizer step per batch on
+the sum of the heads' losses, early stopping on the training loss, and the
+warm-up of the margin term (:func:`~skentropy._estimators._training.margin_scale`).
+"""
+
+import functools
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from skentropy._estimators._batching import (
+    BatchReader,
+    batch_bounds,
+    epoch_batches,
+    one_thread,
+    to_tensor,
+)
+from skentropy._estimators._heads import input_standardization, make_head
+from skentropy._estimators._params import validate_features
+from skentropy._estimators._seeding import init_size, seed_heads
+from skentropy._estimators._training import (
+    MARGIN_WARMUP_EPOCHS,
+    OPTIMIZERS,
+    Trainer,
+    TrainingResult,
+    margin_scale,
+)
+from skentropy._estimators._views import SingleView, average_over_views
+from skentropy._torch_utils import torch_dtype, torch_generator
+
+
+@dataclass
+class ShallowModel:
+    """The model of the shallow trainer: the heads, and what trains them."""
+
+    heads: nn.ModuleList
+    generator: torch.Generator | None = None
+    """Shuffles the mini-batches (None for a model that only predicts)."""
+
+    optimizer: torch.optim.Optimizer | None = None
+    """Set by the training."""
+
+
+class ShallowTrainer(Trainer):
+    """Trains ``n_heads`` heads at once on the features X, in X's dtype.
+
+    New heads see X through the standardization z = (x − x̄)/s of
+    :func:`~skentropy._estimators._heads.input_standardization` (mean x̄ and
+    root-mean-square distance s to it, fixed from then on), so that the
+    initialization, the steps and the margin term mean the same for X and
+    c·X; each starts from its own k-means++ seeds of X
+    (:func:`~skentropy._estimators._seeding.seed_heads`).
+
+    The margin weight of a new model grows from 0 to γ over its first epochs
+    (:func:`~skentropy._estimators._training.margin_scale`), and the stopping
+    rule starts once it is whole; ``partial_fit`` continues the warm-up over
+    its calls, a warm-started ``fit`` trains with the whole γ. ``fit`` starts
+    a new optimizer, ``partial_fit`` continues the fitted one's state (e.g.
+    Adam's moments).
+    """
+
+    views = SingleView()
+
+    def validate_input(self, X, *, reset):
+        return validate_features(self.estimator, X, reset=reset)
+
+    def weight_dtype(self, X):
+        return X.dtype
+
+    def new_model(self, data, random_state, device):
+        estimator = self.estimator
+        X, labels, sample_weight = data
+        dtype = torch_dtype(X.dtype)
+        heads = nn.ModuleList(
+            self._make_head(X.shape[1]).to(dtype=dtype, device=device)
+            for _ in range(estimator.n_heads)
+        )
+        center, scale = input_standardization(X, sample_weight)
+        for head in heads:
+            head.standardize(center, scale)
+        size = init_size(estimator.batch_size, estimator.n_clusters)
+        generator = seed_heads(
+            heads, X, labels, sample_weight, estimator.n_clusters, size, random_state
+        )
+        return ShallowModel(heads, generator)
+
+    def continued_model(self, data, random_state, device):
+        heads = self.fitted_model(device).heads.to(dtype=torch_dtype(data.X.dtype))
+        return ShallowModel(heads, torch_generator(random_state))
+
+    def fitted_model(self, device):
+        """All fitted heads, in the fitted dtype, from the estimator's state."""
+        estimator = self.estimator
+        if estimator.head != estimator._head_config["head"]:
+            raise ValueError(
+                f"head={estimator.head!r} differs from head="
+                f"{estimator._head_config['head']!r} of the fitted model; refit it."
+            )
+        heads = nn.ModuleList()
+        for saved in estimator._head_states:
+            head = self._make_head(estimator.n_features_in_)
+            state = {key: torch.tensor(value) for key, value in saved.items()}
+            head.load_state_dict(state, assign=True)  # keeps the fitted dtype
+            heads.append(head)
+        return ShallowModel(heads.to(device=device))
+
+    def _make_head(self, n_features):
+        estimator = self.estimator
+        return make_head(
+            estimator.head, n_features, estimator.n_clusters, estimator.temperature
+        )
+
+    def train(self, model, data, loss, run, random_state, device):
+        """At most ``run.epochs`` epochs, stopped early as MLPClassifier does.
+
+        The training loss of an epoch is the lowest of the heads' mean
+        losses. Training stops once it has not been lower than the best so
+        far minus ``tol`` for more than ``n_iter_no_change`` epochs in a row.
+        """
+        estimator = self.estimator
+        heads = model.heads
+        parameter = next(heads.parameters())
+        resume = run.incremental and not run.new
+        model.optimizer = _make_optimizer(
+            heads, estimator, estimator._optimizer_state if resume else None
+        )
+        loss = loss.to(parameter.dtype, parameter.device)
+        # the epoch (from 0) of the margin warm-up at which training starts;
+        # None: the whole margin from the start
+        warmup_start = 0 if run.new else None
+        if run.incremental and not run.new:
+            warmup_start = run.epochs_before
+        loss_curve = []
+        best_loss, n_no_improvement = np.inf, 0
+        epochs = tqdm(
+            range(run.epochs),
+            desc=run.description,
+            unit="epoch",
+            disable=not estimator.verbose,
+        )
+        with epochs:
+            for epoch in epochs:
+                scale = 1.0
+                if warmup_start is not None:
+                    if warmup_start + epoch == MARGIN_WARMUP_EPOCHS:
+                        best_loss, n_no_improvement = np.inf, 0  # the full loss
+                    scale = margin_scale(warmup_start + epoch)
+                head_losses = self._run_epoch(model, data, loss, scale)
+                epoch_loss = float(head_losses.min())
+                loss_curve.append(epoch_loss)
+                epochs.set_postfix(loss=f"{epoch_loss:.5g}")
+                if epoch_loss > best_loss - estimator.tol:
+                    n_no_improvement += 1
+                else:
+                    n_no_improvement = 0
+                best_loss = min(best_loss, epoch_loss)
+                if n_no_improvement > estimator.n_iter_no_change:
+                    return TrainingResult(model, head_losses, loss_curve, True)
+        return TrainingResult(model, head_losses, loss_curve, False)
+
+    def _run_epoch(self, model, data, loss, margin_scale):
+        """One pass over X in shuffled mini-batches; the mean loss of each head.
+
+        The margin term weighs ``margin_scale`` · γ. All heads see the same
+        mini-batches; one optimizer step on the sum of their losses trains
+        each head on its own loss (they share no parameter). The batches are
+        contiguous slices of X (no copy) in a random order when X looks
+        randomly ordered and no row has a label or a target of the epoch, and
+        a random partition of its rows otherwise (see
+        :func:`~skentropy._estimators._batching.epoch_batches`).
+        """
+        estimator = self.estimator
+        heads, generator, optimizer = model.heads, model.generator, model.optimizer
+        X, labels, sample_weight = data
+        parameter = next(heads.parameters())
+        weights = to_tensor(sample_weight, like=parameter)
+        if labels is not None:
+            labels = torch.tensor(labels, device=parameter.device)
+        targets = [
+            estimator._epoch_targets(
+                functools.partial(self._log_probs, head, X), loss.prior, weights
+            )
+            for head in heads
+        ]
+        if all(head_targets is None for head_targets in targets):
+            targets = None
+        some_zero_weight = not np.all(sample_weight > 0)
+        read = BatchReader(X, estimator.batch_size, like=parameter)
+        total_loss = torch.zeros(
+            len(heads), dtype=parameter.dtype, device=parameter.device
+        )
+        batches = epoch_batches(
+            X,
+            estimator.batch_size,
+            generator,
+            contiguous=labels is None and targets is None,
+        )
+        with one_thread():
+            for rows in batches:
+                if some_zero_weight and not sample_weight[rows].any():
+                    continue  # zero weights drop rows, and here a whole batch
+                weight = weights[rows]
+                views = self.views(read(rows), rows, generator)
+                head_losses = torch.stack(
+                    [
+                        loss(
+                            self._view_log_probs(head, views),
+                            head.margin_weight,
+                            weight,
+                            labels=None if labels is None else labels[rows],
+                            epoch_targets=_rows_of(targets, index, rows),
+                            margin_scale=margin_scale,
+                        )
+                        for index, head in enumerate(heads)
+                    ]
+                )
+                optimizer.zero_grad()
+                head_losses.sum().backward()
+                optimizer.step()
+                total_loss += head_losses.detach() * weight.sum()
+        mean_losses = total_loss.cpu().numpy() / sample_weight.sum()
+        if not np.all(np.isfinite(mean_losses)):
+            raise ValueError(
+                f"The training loss became {mean_losses.max()}: the steps are "
+                "too large (decrease lr), or the features of X span so many "
+                "orders of magnitude that some are lost in its dtype (scale "
+                "the features, e.g. with StandardScaler, or pass float64)."
+            )
+        return mean_losses
+
+    def _view_log_probs(self, head, views):
+        """ln σ of a head on a batch, averaged over the views of each sample."""
+        log_probs = torch.log_softmax(head(views), dim=1)
+        return average_over_views(log_probs, self.views.n_views)
+
+    def log_probs(self, model, X, head):
+        return self._log_probs(model.heads[head], X)
+
+    @torch.no_grad()
+    def _log_probs(self, head, X):
+        """ln σ of one head on all rows of X, computed batch by batch."""
+        parameter = next(head.parameters())
+        logits = [
+            head(to_tensor(X[start:stop], like=parameter))
+            for start, stop in batch_bounds(X.shape[0], self.estimator.batch_size)
+        ]
+        return torch.log_softmax(torch.cat(logits), dim=1)
+
+    def heads(self, model):
+        return model.heads
+
+    def fitted_state(self, model):
+        return {"_optimizer_state": _optimizer_state(model.optimizer, self.estimator)}
+
+
+def _rows_of(targets, head, rows):
+    """The batch's rows of a head's targets of the epoch, or None."""
+    return None if targets is None else targets[head][rows]
+
+
+def _make_optimizer(heads, estimator, state=None):
+    """The estimator's optimizer over the heads, resuming from a saved ``state``."""
+    optimizer = OPTIMIZERS[estimator.optimizer](
+        heads.parameters(), lr=estimator.lr, weight_decay=estimator.weight_decay
+    )
+    if state is not None and state["optimizer"] == estimator.optimizer:
+        # Resume the per-parameter state (e.g. Adam's moments) but keep the
+        # current hyper-parameters (lr, weight_decay) of the param_groups.
+        optimizer.load_state_dict(
+            {
+                "state": {
+                    index: {name: torch.tensor(value) for name, value in saved.items()}
+                    for index, saved in state["state"].items()
+                },
+                "param_groups": optimizer.state_dict()["param_groups"],
+            }
+        )
+    return optimizer
+
+
+def _optimizer_state(optimizer, estimator):
+    """The optimizer's per-parameter state (e.g. Adam's moments) as numpy."""
+    return {
+        "optimizer": estimator.optimizer,
+        "state": {
+            index: {
+                key: value.detach().cpu().numpy()
+                for key, value in saved.items()
+                if isinstance(value, torch.Tensor)
+            }
+            for index, saved in optimizer.state_dict()["state"].items()
+        },
+    }
