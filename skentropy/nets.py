@@ -218,6 +218,13 @@ class VGG4(nn.Module):
         self.out_features = spec["widths"][-1] * last_side**2
 
     def extra_repr(self):
+        """The settings shown in the module's ``repr``.
+
+        Returns
+        -------
+        extra : str
+            ``input_shape``, ``resize``, ``variant`` and ``out_features``.
+        """
         return (
             f"input_shape={self.input_shape}, resize={self.resize!r}, "
             f"variant={self.variant!r}, out_features={self.out_features}"
