@@ -258,6 +258,20 @@ def test_several_heads_keep_the_best(images):
     assert len(model.net_.module_.heads) == 3
 
 
+def test_normfc_head_has_no_projection_in_deep_mode(images):
+    # twostage supplement eq. 2: cosines of the network's features to fixed
+    # prototypes; the network trains, the head has no parameter of its own
+    X, y = images
+    model = deep(head="normfc", max_iter=15, lr=3e-2).fit(X)
+    assert sum(p.numel() for p in model.net_.module_.heads.parameters()) == 0
+    assert model.prototypes_.shape == (3, 16)
+    assert not hasattr(model, "projection_coef_")
+    assert np.isfinite(model.score(X))
+    assert adjusted_rand_score(y, model.labels_) > 0.9
+    restored = pickle.loads(pickle.dumps(model))
+    np.testing.assert_array_equal(restored.predict(X), model.labels_)
+
+
 def test_n_init_keeps_the_lowest_loss(images):
     X, _ = images
     model = deep(n_init=2, max_iter=2).fit(X)

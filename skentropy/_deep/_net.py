@@ -59,7 +59,7 @@ class ClusteringModule(nn.Module):
         self.backbone = _build_backbone(backbone, backbone_params, input_shape)
         n_features = _n_output_features(self.backbone, input_shape)
         self.heads = nn.ModuleList(
-            make_head(head, n_features, n_clusters, temperature)
+            make_head(head, n_features, n_clusters, temperature, fixed_features=False)
             for _ in range(n_heads)
         )
 

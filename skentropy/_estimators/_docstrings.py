@@ -60,13 +60,17 @@ Number of epochs without an improvement of at least ``tol`` that
 training tolerates before it stops.""",
     "head": """\
 The head producing the logits. ``"linear"`` is the linear model
-vᵀx + b. ``"normfc"`` is the Norm-FC head of Han et al. (twostage supplement
-eq. 2): the cosines between the projected features g = Wx + b and fixed
-random unit prototypes, divided by ``temperature``; the projection W
-(square) is trained, the prototypes are drawn once from
-``random_state`` and never change. ``gamma`` applies to W; as the
-logits are bounded by 1/τ, it shrinks W but does not set a margin as
-for the linear head.""",
+vᵀx + b. ``"normfc"`` is the Norm-FC head of Han et al. (twostage
+supplement eq. 2): the cosines between the features and fixed random
+unit prototypes, divided by ``temperature``; the prototypes are drawn
+once from ``random_state`` and never change. On fixed features
+(``module=None``) nothing else would train, so the head first projects
+them, g = Wx + b, with a trained square matrix W; ``gamma`` applies to
+W, and as the logits are bounded by 1/τ, it shrinks W but does not set
+a margin as for the linear head. In deep mode the features f_w(X) of
+the network are compared with the prototypes as they are, as in the
+paper: the network trains, the head has no parameter and ``gamma`` has
+nothing to act on.""",
     "n_heads": """\
 Number of heads trained at once on the same mini-batches, each from its
 own k-means++ seeds (and Norm-FC prototypes); the head with the lowest
@@ -152,11 +156,12 @@ intercept_ : ndarray of shape (n_clusters,)
     Bias b of the linear model. Only with ``head="linear"``.
 
 projection_coef_ : ndarray of shape (n_features, n_features)
-    Projection W of the Norm-FC head. Only with ``head="normfc"``.
+    Projection W of the Norm-FC head. Only with ``head="normfc"`` on fixed
+    features (``module=None``).
 
 projection_intercept_ : ndarray of shape (n_features,)
     Bias b of the projection of the Norm-FC head. Only with
-    ``head="normfc"``.
+    ``head="normfc"`` on fixed features (``module=None``).
 
 prototypes_ : ndarray of shape (n_clusters, n_features)
     Fixed unit prototypes of the Norm-FC head. Only with ``head="normfc"``.

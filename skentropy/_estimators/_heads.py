@@ -15,7 +15,7 @@ A head is a small :class:`torch.nn.Module` with
   of the data, in the units of the features) and drawing any random fixed
   parameters from the estimator's :class:`torch.Generator` ``generator``;
 - ``margin_weight``, the weights v on z that the margin term γ‖v‖² regularizes
-  (never a bias);
+  (never a bias; ``None`` for a head without weights);
 - ``fitted_attributes``, the names of the estimator's public fitted numpy
   attributes showing the head (e.g. ``coef_``), and ``fitted_values()``, their
   values, in the units of the features f (the estimator stores every head's
@@ -292,22 +292,29 @@ class LinearHead(_StandardizedAffine):
         return dict(zip(self.fitted_attributes, self._fitted_affine(), strict=True))
 
 
-class NormFCHead(_StandardizedAffine):
+class NormFCHead(nn.Module):
     """Norm-FC head: cosines to fixed random unit prototypes over a temperature.
 
     The normalized fully connected layer of Han et al. (twostage supplement
     eq. 2), logits_k = (g / ‖g‖)·p_k / τ, with unit prototypes p_k drawn at
-    random once and then fixed. On fixed features f nothing before the
-    normalization would train, so the head first projects the standardized
-    features z = (f − center) / scale, g = z Wᵀ + b, with a trainable square
-    matrix W and bias b; W takes the place of the classifier weights v: the
-    margin term γ‖v‖² applies to W, not to b. Unlike for the linear head,
-    γ‖W‖² does not set a margin: the logits are invariant to a common
-    scaling of W and b and bounded by 1/τ (τ sets the sharpness), and the
-    gradient of the loss grows as W shrinks. The term shrinks W relative to
-    b, which pulls the projected features towards the single direction of b,
-    and it changes the effective step size of the projection, as weight
-    decay does on normalized layers.
+    random once and then fixed, of the features g that the head receives.
+
+    In deep mode (``projection=False``) g = f_w(x) are the features of the
+    trained network, as in the paper: the head has no trainable parameter,
+    the network learns to place its features near the prototypes, and the
+    margin term has nothing to act on.
+
+    On fixed features f nothing before the normalization would train, so the
+    head first projects the standardized features z = (f − center) / scale,
+    g = z Wᵀ + b, with a trainable square matrix W and bias b (a d × d
+    projection, which the paper does not have); W takes the place of the
+    classifier weights v: the margin term γ‖v‖² applies to W, not to b.
+    Unlike for the linear head, γ‖W‖² does not set a margin: the logits are
+    invariant to a common scaling of W and b and bounded by 1/τ (τ sets the
+    sharpness), and the gradient of the loss grows as W shrinks. The term
+    shrinks W relative to b, which pulls the projected features towards the
+    single direction of b, and it changes the effective step size of the
+    projection, as weight decay does on normalized layers.
 
     Parameters
     ----------
@@ -320,19 +327,15 @@ class NormFCHead(_StandardizedAffine):
     temperature : float, default=0.1
         Temperature τ dividing the cosines; the paper uses 0.1.
 
+    projection : bool, default=True
+        Whether the head projects the features first (on fixed features).
+
     Attributes
     ----------
-    weight : torch.nn.Parameter of shape (n_features, n_features)
-        The projection W, on z.
-
-    bias : torch.nn.Parameter of shape (n_features,)
-        The bias b of the projection.
-
-    center : torch.Tensor of shape (n_features,)
-        Subtracted from the features (a buffer).
-
-    scale : torch.Tensor of shape ()
-        Divides the centered features (a buffer).
+    projection : _StandardizedAffine or None
+        The projection g = z Wᵀ + b: its ``weight`` W and ``bias`` b act on
+        z, its buffers ``center`` and ``scale`` standardize the features.
+        ``None`` without a projection.
 
     prototypes : torch.Tensor of shape (n_clusters, n_features)
         The fixed unit prototypes p_k (a buffer, not trained).
@@ -348,17 +351,35 @@ class NormFCHead(_StandardizedAffine):
 
     fitted_attributes = ("projection_coef_", "projection_intercept_", "prototypes_")
 
-    def __init__(self, n_features, n_clusters, temperature=0.1):
-        super().__init__(n_features, n_features, (n_features, n_features))
+    def __init__(self, n_features, n_clusters, temperature=0.1, projection=True):
+        super().__init__()
+        self.projection = (
+            _StandardizedAffine(n_features, n_features, (n_features, n_features))
+            if projection
+            else None
+        )
         self.register_buffer("prototypes", torch.empty(n_clusters, n_features))
         self.register_buffer("temperature", torch.tensor(float(temperature)))
+
+    def standardize(self, center, scale):
+        """Set the standardization of the features in front of the projection.
+
+        Parameters
+        ----------
+        center : array-like of shape (n_features,)
+            Subtracted from the features.
+
+        scale : float
+            Positive; divides the centered features.
+        """
+        self.projection.standardize(center, scale)
 
     def reset_parameters(self, prototypes, generator=None, sample=None):
         """Draw the unit prototypes p_k; map the seed points onto them.
 
         The p_k are normalized standard normal vectors drawn from
-        ``generator``. The projection is the least-norm affine map with
-        W c_k + b = p_k for the seed points c_k in the units of z (exact
+        ``generator``. The projection, if any, is the least-norm affine map
+        with W c_k + b = p_k for the seed points c_k in the units of z (exact
         when the seeds are affinely independent, e.g. K ≤ d + 1 distinct
         k-means++ seeds), so that every seed starts at the center of its own
         cluster.
@@ -368,7 +389,7 @@ class NormFCHead(_StandardizedAffine):
         prototypes : ndarray of shape (n_clusters, n_features)
             One point per cluster c_k, e.g. k-means++ seeds, in the units of
             the features f (the head's own prototypes p_k are random unit
-            vectors, not these points).
+            vectors, not these points); unused without a projection.
 
         generator : torch.Generator, default=None
             CPU generator of the random prototypes p_k; ``None`` uses torch's
@@ -382,39 +403,52 @@ class NormFCHead(_StandardizedAffine):
             n_clusters, n_features, generator=generator, dtype=torch.float64
         )
         unit_prototypes = nn.functional.normalize(directions, dim=1)
-        seeds = self._standardized(prototypes)
+        with torch.no_grad():
+            self.prototypes.copy_(unit_prototypes)
+        if self.projection is None:
+            return
+        seeds = self.projection._standardized(prototypes)
         # [c_k 1] [W b]ᵀ = p_k for all k, least-norm solution.
         design = torch.cat([seeds, torch.ones(n_clusters, 1, dtype=seeds.dtype)], 1)
         solution = torch.linalg.pinv(design) @ unit_prototypes
-        with torch.no_grad():
-            self.prototypes.copy_(unit_prototypes)
-        self._set(solution[:-1].T, solution[-1])
+        self.projection._set(solution[:-1].T, solution[-1])
 
     def forward(self, features):
-        """Logits cos(z Wᵀ + b, p_k) / τ of shape (n_samples, n_clusters)."""
-        projected = nn.functional.linear(features, *self.affine_on_features())
-        unit = nn.functional.normalize(projected, dim=1)
+        """Logits cos(g, p_k) / τ of shape (n_samples, n_clusters)."""
+        if self.projection is not None:
+            weight, bias = self.projection.affine_on_features()
+            features = nn.functional.linear(features, weight, bias)
+        unit = nn.functional.normalize(features, dim=1)
         return unit @ self.prototypes.T / self.temperature
 
     @property
     def margin_weight(self):
-        """The projection W, on which the margin term γ‖W‖² acts (not on b)."""
-        return self.weight
+        """The projection W, on which the margin term γ‖W‖² acts (not on b).
+
+        ``None`` without a projection: the head has no weights.
+        """
+        return None if self.projection is None else self.projection.weight
 
     def fitted_values(self):
-        """The projection f ↦ f Wᵀ + b on the features, and the prototypes."""
-        weight, bias = self._fitted_affine()
-        prototypes = self.prototypes.detach().cpu().numpy()
-        return dict(
-            zip(self.fitted_attributes, (weight, bias, prototypes), strict=True)
-        )
+        """The projection f ↦ f Wᵀ + b on the features (if any), the prototypes."""
+        values = {"prototypes_": self.prototypes.detach().cpu().numpy()}
+        if self.projection is not None:
+            weight, bias = self.projection._fitted_affine()
+            values.update(projection_coef_=weight, projection_intercept_=bias)
+        return values
 
 
 HEADS = {"linear": LinearHead, "normfc": NormFCHead}
 
 
-def make_head(head, n_features, n_clusters, temperature):
-    """A new head of kind ``head`` ("linear" or "normfc") with unset parameters."""
+def make_head(head, n_features, n_clusters, temperature, *, fixed_features=True):
+    """A new head of kind ``head`` ("linear" or "normfc") with unset parameters.
+
+    ``fixed_features=False`` (deep mode, the network trains) gives the
+    Norm-FC head without its projection.
+    """
     if head == "normfc":
-        return NormFCHead(n_features, n_clusters, temperature)
+        return NormFCHead(
+            n_features, n_clusters, temperature, projection=fixed_features
+        )
     return LinearHead(n_features, n_clusters)
