@@ -94,11 +94,11 @@ class EpochAccuracy(Callback):
         return self
 
     def on_epoch_end(self, net, **kwargs):
-        logits = torch.cat(
+        log_probs = torch.cat(
             [out for out in net.forward_iter(self.X, training=False, device="cpu")]
         )
         head_losses = np.asarray(net.history[-1, "batches", -1, "head_losses"])
-        labels = logits[:, int(np.argmin(head_losses))].argmax(dim=1).numpy()
+        labels = log_probs[:, int(np.argmin(head_losses))].argmax(dim=1).numpy()
         accuracy = clustering_accuracy(self.y, labels)
         self.accuracies_.append(accuracy)
         elapsed = time.perf_counter() - self.start_

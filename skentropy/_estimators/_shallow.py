@@ -132,11 +132,13 @@ class ShallowTrainer(Trainer):
             heads, estimator, estimator._optimizer_state if resume else None
         )
         loss = loss.to(parameter.dtype, parameter.device)
-        # the epoch (from 0) of the margin warm-up at which training starts;
-        # None: the whole margin from the start
-        warmup_start = 0 if run.new else None
-        if run.incremental and not run.new:
+        # the epoch (from 0) of the margin warm-up at which training starts
+        if run.new:
+            warmup_start = 0
+        elif run.incremental:
             warmup_start = run.epochs_before
+        else:
+            warmup_start = None  # a warm-started fit: the whole margin
         loss_curve = []
         best_loss, n_no_improvement = np.inf, 0
         epochs = tqdm(
@@ -165,10 +167,10 @@ class ShallowTrainer(Trainer):
                     return TrainingResult(model, head_losses, loss_curve, True)
         return TrainingResult(model, head_losses, loss_curve, False)
 
-    def _run_epoch(self, model, data, loss, margin_scale):
+    def _run_epoch(self, model, data, loss, scale):
         """One pass over X in shuffled mini-batches; the mean loss of each head.
 
-        The margin term weighs ``margin_scale`` · γ. All heads see the same
+        The margin term weighs ``scale`` · γ. All heads see the same
         mini-batches; one optimizer step on the sum of their losses trains
         each head on its own loss (they share no parameter). The batches are
         contiguous slices of X (no copy) in a random order when X looks
@@ -216,7 +218,7 @@ class ShallowTrainer(Trainer):
                             weight,
                             labels=None if labels is None else labels[rows],
                             epoch_targets=_rows_of(targets, index, rows),
-                            margin_scale=margin_scale,
+                            margin_scale=scale,
                         )
                         for index, head in enumerate(heads)
                     ]
