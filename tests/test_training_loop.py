@@ -2,7 +2,7 @@
 of X, read without a copy, when the rows are in random order, and a random
 partition of the rows when they are sorted, so that the order of the rows never
 changes the clustering; it trains on one torch thread and restores the
-caller's setting."""
+caller's setting; σ is averaged over the views of each row."""
 
 import warnings
 from concurrent.futures import ThreadPoolExecutor
@@ -83,3 +83,38 @@ def test_fit_restores_the_torch_thread_setting(blobs):
     # concurrent fits of the same seed agree
     assert_array_equal(labels[0], labels[1])
     assert_array_equal(labels[0], labels[2])
+
+
+class _TwiceTheSample:
+    """Views that are the sample itself, twice; records the rows of each batch."""
+
+    n_views = 2
+
+    def __init__(self, n_samples):
+        self.n_samples = n_samples
+        self.rows = []
+
+    def __call__(self, batch, rows, generator):
+        self.rows.append(np.arange(self.n_samples)[rows])
+        return torch.cat([batch, batch])
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_the_trainer_averages_sigma_over_the_views_of_each_row(blobs, monkeypatch):
+    # The place where views plug in: they get each batch with the indices of
+    # its rows in X, and σ is averaged over them (log-mean-exp); two copies
+    # of the sample train as the sample itself.
+    from skentropy._estimators._shallow import ShallowTrainer
+
+    X, _ = blobs
+    X = X.astype(np.float64)
+    single = EntropyClustering(n_clusters=5, max_iter=2, random_state=0).fit(X)
+    views = _TwiceTheSample(len(X))
+    monkeypatch.setattr(ShallowTrainer, "views", views)
+    twice = EntropyClustering(n_clusters=5, max_iter=2, random_state=0).fit(X)
+    n_batches = len(views.rows) // 2
+    for epoch in range(2):
+        epoch_rows = views.rows[epoch * n_batches : (epoch + 1) * n_batches]
+        assert_array_equal(np.sort(np.concatenate(epoch_rows)), np.arange(len(X)))
+    np.testing.assert_allclose(twice.loss_curve_, single.loss_curve_, rtol=1e-9)
+    assert_array_equal(twice.labels_, single.labels_)

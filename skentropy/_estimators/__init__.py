@@ -14,6 +14,23 @@
   CollisionCEClustering), ``_max_margin`` (MaxMarginEntropyClustering),
   ``_baselines`` (MIGDClustering, SeLaClustering, MIADMClustering) and
   ``_secu`` (SeCuClustering, on its own model).
+
+Where a change goes:
+
+- a new loss: its terms in ``skentropy.losses`` (one function per term); a
+  module-level function ``loss(log_probs, prior, sample_weight, *, ...)``
+  composing them, and a class on ``_BaseEntropyClustering`` whose
+  ``_mini_batch_loss`` binds its parameters to it (``functools.partial``),
+  with its ``__init__``, constraints and a docstring filled by
+  ``fill_doc``; then ``skentropy/__init__.py``, ``docs/api.rst`` and the
+  estimator lists of the tests. Both trainers train it unchanged.
+- targets solved once per epoch rather than per batch: ``_epoch_targets``
+  (as SeLa's ``schedule="full"``).
+- a new head: ``_heads`` (``HEADS``, ``make_head``); a new kind of views:
+  ``_views`` and the trainers' choice of views.
+- a parameter shared by the estimators: ``_params`` (constraint, ``__init__``)
+  and its one description in ``_docstrings``.
+- what ``fit`` stores: ``_BaseEntropyClustering._set_fitted`` only.
 """
 
 from skentropy._estimators._baselines import (
