@@ -20,6 +20,7 @@ from skentropy._deep._net import ClusteringModule, ClusteringNet
 from skentropy._estimators._seeding import init_rows, init_size, seed_heads
 from skentropy._estimators._training import OPTIMIZERS, Trainer, TrainingResult
 from skentropy._estimators._views import make_views
+from skentropy._prior import check_prior
 from skentropy._torch_utils import seeded_rng, torch_generator
 
 
@@ -104,6 +105,7 @@ class DeepTrainer(Trainer):
             estimator.n_clusters,
             size,
             random_state,
+            prior=check_prior(estimator.prior, estimator.n_clusters),
         )
         return net
 

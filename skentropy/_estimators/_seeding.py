@@ -58,15 +58,19 @@ def class_means(X, labels, sample_weight, n_clusters):
         return sums / totals[:, None]
 
 
-def seed_heads(heads, X, labels, sample_weight, n_clusters, size, random_state):
+def seed_heads(
+    heads, X, labels, sample_weight, n_clusters, size, random_state, prior=None
+):
     """Seed each head on its own k-means++ seeds of (a subset of) X.
 
     Each head draws its own seeds (:func:`seed_prototypes`); with weak
     supervision (``labels``, −1 = unlabeled) a cluster with labeled rows is
     seeded at their weighted mean instead, so that cluster k starts at class
-    k. The heads then set their parameters from the seeds (``reset_parameters``,
-    see :mod:`skentropy._estimators._heads`), drawing any random fixed
-    parameter (Norm-FC prototypes) from one torch generator, which is
+    k. The heads then set their parameters from the seeds and the rows they
+    were drawn from, with mean predictions ``prior`` on them
+    (``reset_parameters``, see :mod:`skentropy._estimators._heads`), drawing
+    any random fixed parameter (Norm-FC prototypes) from one torch generator,
+    which is
     returned: seeded from ``random_state``, it goes on to shuffle the
     mini-batches.
     """
@@ -84,5 +88,7 @@ def seed_heads(heads, X, labels, sample_weight, n_clusters, size, random_state):
         for head_seeds in seeds:
             head_seeds[labeled] = means[labeled]
     for head, head_seeds, sample in zip(heads, seeds, samples, strict=True):
-        head.reset_parameters(head_seeds, generator=generator, sample=sample)
+        head.reset_parameters(
+            head_seeds, generator=generator, sample=sample, prior=prior
+        )
     return generator

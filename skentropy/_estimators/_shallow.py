@@ -33,6 +33,7 @@ from skentropy._estimators._training import (
     margin_scale,
 )
 from skentropy._estimators._views import SingleView, average_over_views
+from skentropy._prior import check_prior
 from skentropy._torch_utils import torch_dtype, torch_generator
 
 
@@ -87,7 +88,14 @@ class ShallowTrainer(Trainer):
             head.standardize(center, scale)
         size = init_size(estimator.batch_size, estimator.n_clusters)
         generator = seed_heads(
-            heads, X, labels, sample_weight, estimator.n_clusters, size, random_state
+            heads,
+            X,
+            labels,
+            sample_weight,
+            estimator.n_clusters,
+            size,
+            random_state,
+            prior=check_prior(estimator.prior, estimator.n_clusters),
         )
         return ShallowModel(heads, generator)
 
