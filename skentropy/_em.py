@@ -14,6 +14,8 @@ import math
 
 import torch
 
+from skentropy._solver_utils import combine_kkt_terms
+
 # Newton iterations of the collision M-step root; the iteration is monotone and
 # quadratic near the root, so this cap is only reached on pathological input.
 _ROOT_MAX_ITER = 100
@@ -65,35 +67,38 @@ def reverse_ce_update(probs, weights, scaled_prior, y):
 def reverse_ce_em(probs, weights, prior, fairness_weight, y, tol, max_iter):
     """Plain EM of entropy-clustering eq. 16-17 from y, stopped on the KKT residual.
 
-    For the reverse cross-entropy the relative KKT residual of y (the one of
-    :func:`skentropy.pseudo_labels.kkt_residual`) is the size of the EM update
-    F from y. With β_k = λu_k/ȳ_k the scaled gradient is G_ik = −σ_ik/y_ik − β_k
-    and μ_i = Σ_k y_ik G_ik = −1 − Σ_c β_c y_ic ≤ −1, so on positive entries
+    Each iteration makes three EM updates, as one of :func:`squarem`, without
+    its extrapolation, objective and domain tests: from a warm start near the
+    loose tolerances of the estimators, plain EM needs as many updates and far
+    fewer operations. Before the third update the relative KKT residual of y
+    (the rule of :func:`skentropy._solver_utils.relative_kkt_residual` and
+    :func:`skentropy.pseudo_labels.kkt_residual`) is read, in one host
+    synchronization, from the update itself. With β_k = λu_k/ȳ_k the scaled
+    gradient is G_ik = −σ_ik/y_ik − β_k, and μ_i = Σ_k y_ik G_ik
+    = −(1 + Σ_c β_c y_ic) ≤ −1 is minus the denominator of eq. 17, so the
+    relative multipliers of the rule are
 
-        y_ik (G_ik − μ_i) / |μ_i| = y_ik − (σ_ik + β_k y_ik) / (1 + Σ_c β_c y_ic)
-                                  = y_ik − F(y)_ik,
+        r_ik = (G_ik − μ_i) / |μ_i| = 1 − F(y)_ik / y_ik,
 
-    and from a positive start the only zeros (σ_ik = 0 and u_k = 0) violate
-    nothing. Each update thus measures the residual of the point it starts
-    from for the price of a subtraction; it is read (a host synchronization)
-    after every third update. Each iteration makes three updates, as one of
-    :func:`squarem`, without its extrapolation, objective and domain tests:
-    from a warm start near the loose tolerances of the estimators, plain EM
-    needs as many updates and far fewer operations.
+    F the EM map: the complementarity y_ik r_ik is y_ik − F(y)_ik and the dual
+    violation max(0, −r_ik) is the growth F(y)_ik / y_ik − 1 of an entry. y
+    passes once no entry moves by more than about ``tol`` and none grows by
+    a factor above 1 + ``tol`` (the latter matters for small entries that
+    should grow). Zeros of y (σ_ik = 0 and u_k = 0, from a positive start)
+    have r_ik = 1.
 
     Returns ``(y, n_iter, converged)``; a converged y is the last iterate whose
     residual was measured to be at most ``tol``.
     """
     scaled_prior = fairness_weight * prior
-    active = weights > 0
-    every_row = bool(active.all())
+    counted = weights > 0
+    counted = None if bool(counted.all()) else counted
     for n_iter in range(1, max_iter + 1):
         for _ in range(_UPDATES_PER_TEST - 1):
             y = reverse_ce_update(probs, weights, scaled_prior, y)
         y_next = reverse_ce_update(probs, weights, scaled_prior, y)
-        step = (y_next - y).abs()
-        residual = step.amax() if every_row else step[active].amax()
-        if residual <= tol:
+        growth = torch.nan_to_num(y_next / y, nan=0.0, posinf=math.inf)
+        if combine_kkt_terms(y - y_next, 1.0 - growth, counted) <= tol:
             return y, n_iter, True
         y = y_next
     return y, max_iter, False
