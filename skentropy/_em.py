@@ -104,31 +104,37 @@ def reverse_ce_em(probs, weights, prior, fairness_weight, y, tol, max_iter):
     return y, max_iter, False
 
 
-def _collision_root(probs, coef, total, positive):
-    """Root x of Σ_{k∈P} a_k / (A + 1 − σ_k / x) = 1 per row (collision eq. 17).
+def _collision_gap(coef, total, closeness, positive, has_root):
+    """Root of Σ_{k∈P} a_k / (A + 1 − σ_k / x) = 1 per row (collision eq. 17).
 
-    P = {k : a_k > 0}. The sum is convex and decreasing in x on
-    (σ_max / (1 + A), σ_max] (collision Theorem 1), so Newton's method started
-    at Lemma 1's left point l = max_{k∈P} σ_k / (1 + A − a_k) approaches the
-    root monotonically from the left. Rows whose σ vanishes on P have no root:
-    −inf is returned for them.
+    P = {k : a_k > 0}. The unknown is not x but the gap g = A + 1 − σ_max / x
+    of the largest σ on P, with which every denominator reads
+    d_k = A + 1 − σ_k / x = g (1 − c_k) + c_k (1 + A), c_k = 1 − σ_k / σ_max:
+    x ∈ (σ_max / (1 + A), σ_max] is g ∈ (0, A], and written through x the
+    denominators of the classes tied at σ_max, g itself, lose all their digits
+    once A is below the resolution of 1 + A (λ = 1e-20 gave one-hot or NaN
+    labels where the optimum splits a row between tied classes). The sum is
+    convex and decreasing in g (collision Theorem 1), so Newton's method
+    started at Lemma 1's left point, where every d_k ≥ a_k
+    (g = max_k (a_k − c_k (1 + A)) / (1 − c_k)), approaches the root
+    monotonically from the left. Rows without a root (σ = 0 on P) get g = 0.
     """
-    sigma_p = torch.where(positive, probs, 0.0)
-    sigma_max = sigma_p.amax(dim=1, keepdim=True)
-    x = (sigma_p / (1.0 + total - coef)).amax(dim=1, keepdim=True)
-    has_root = sigma_max > 0
-    x = torch.where(has_root, x, 1.0)
+    free = 1.0 - closeness
+    start = torch.where(positive & (free > 0),
+                        (coef - closeness * (1.0 + total)) / free.clamp_min(1e-300),
+                        -math.inf)
+    gap = start.amax(dim=1, keepdim=True).clamp_min(0.0)
     for _ in range(_ROOT_MAX_ITER):
-        denom = 1.0 + total - sigma_p / x
+        denom = gap * free + closeness * (1.0 + total)
         terms = torch.where(positive, coef / denom, 0.0)
         value = terms.sum(dim=1, keepdim=True) - 1.0
-        # d/dx of a_k / (A + 1 − σ_k/x) = −a_k σ_k / (x² denom²)
-        slope = -(terms * sigma_p / denom).sum(dim=1, keepdim=True) / x**2
+        # d/dg of a_k / d_k = −a_k (1 − c_k) / d_k²
+        slope = -(terms * free / denom).sum(dim=1, keepdim=True)
         active = has_root & (value > 1e-13)
         if not bool(active.any()):
             break
-        x = torch.where(active, torch.minimum(x - value / slope, sigma_max), x)
-    return torch.where(has_root, x, -math.inf)
+        gap = torch.where(active, torch.minimum(gap - value / slope, total), gap)
+    return torch.where(has_root, gap, 0.0)
 
 
 def collision_ce_m_step(probs, coef):
@@ -144,16 +150,30 @@ def collision_ce_m_step(probs, coef):
       the root x* on K̄_o (otherwise y_c = 0 and the K̄_o solution stands), so
       x = max(x*, σ_c / (1 + A)) covers both;
     * λ = 0 (all a_k = 0): y is one-hot at argmax σ (collision Example 2).
+
+    x is carried as the gap g = A + 1 − σ_max / x of :func:`_collision_gap`
+    (σ_max over the classes with a_k > 0), increasing in x, so that the
+    denominators keep their digits for tiny a_k.
     """
     positive = coef > 0
     total = coef.sum(dim=1, keepdim=True)
-    x = _collision_root(probs, coef, total, positive)
+    sigma_p = torch.where(positive, probs, 0.0)
+    sigma_max = sigma_p.amax(dim=1, keepdim=True)
+    has_root = sigma_max > 0
+    # c_k = 1 − σ_k/σ_max on P; 1 (a constant denominator 1 + A) without a root
+    closeness = torch.where(has_root & positive,
+                            1.0 - sigma_p / torch.where(has_root, sigma_max, 1.0),
+                            1.0)
+    gap = _collision_gap(coef, total, closeness, positive, has_root)
     sigma_free = torch.where(positive, -1.0, probs)
     sigma_c, c = sigma_free.max(dim=1, keepdim=True)
     has_free = ~positive.all(dim=1, keepdim=True)
-    x_c = torch.where(has_free, sigma_c / (1.0 + total), -math.inf)
-    x = torch.maximum(x, x_c)
-    denom = 1.0 + total - probs / x
+    # x_c = σ_c / (1 + A) as a gap: (1 + A)(1 − σ_max / σ_c)
+    safe_c = torch.where(sigma_c > 0, sigma_c, 1.0)
+    gap_c = torch.where(has_free & (sigma_c > 0),
+                        (1.0 + total) * (1.0 - sigma_max / safe_c), -math.inf)
+    gap = torch.maximum(gap, gap_c)
+    denom = gap * (1.0 - closeness) + closeness * (1.0 + total)
     y = torch.where(positive, coef / denom, 0.0)
     rest = (1.0 - y.sum(dim=1, keepdim=True)).clamp_min(0.0)
     y = y.scatter_add(1, c, torch.where(has_free, rest, 0.0))

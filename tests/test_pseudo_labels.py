@@ -392,6 +392,21 @@ def test_em_method_meets_its_tolerance(loss, kind, tol):
     assert_solved(loss, probs, labels, tol=tol, **problem)
 
 
+@pytest.mark.parametrize("fairness_weight", [1e-8, 1e-20, 1e-299])
+@pytest.mark.parametrize("tol", [1e-2, 1e-6])
+def test_collision_em_with_a_tiny_fairness_weight(fairness_weight, tol):
+    # the M-step's denominators A + 1 − σ_k/x for A = O(λ) far below the
+    # resolution of 1 + A: rows tied at their largest σ (no cost to split)
+    # and the others keep positive entries (ȳ_k = 0 made E₂ infinite)
+    probs = np.array([[0.5, 0.5], [0.5, 0.5], [0.6, 0.4], [0.3, 0.7]])
+    problem = dict(prior=np.array([0.25, 0.75]), fairness_weight=fairness_weight)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        labels = collision_ce_labels(probs, method="em", tol=tol, **problem)
+    assert_solved("collision", probs, labels, tol=tol, **problem)
+    assert (labels > 0).all()
+
+
 @pytest.mark.parametrize("fairness_weight", [1.0, 100.0, 1e4])
 @pytest.mark.parametrize("kind, n_samples, n_classes",
                          [("one_hot", 40, 20), ("one_hot", 2000, 200),
