@@ -87,6 +87,9 @@ _BLOCK_WIDTH = 16
 _START_MIX = 0.5
 _TO_BOUNDARY = 0.995
 _CENTERING_FLOOR = 0.1
+# A start given on the candidates (the polish) has its zeros raised to this
+# share of their row's largest entry.
+_START_FLOOR = 1e-9
 # The interior point stops after this many iterations that do not halve its
 # residual (near the precision it can reach in float64).
 _STALL = 15
@@ -95,8 +98,10 @@ _STALL = 15
 # largest.
 _SPARSE_MAX_ITER = 4
 _SNAP_RELATIVE = 1e-3
-# The polish restarts the interior point on the entries above this share of
-# their row's largest.
+# The polish restarts the interior point on the entries whose relative
+# multiplier is at most _SUPPORT_MULTIPLIER or that are above _SUPPORT_SHARE
+# of their row's largest.
+_SUPPORT_MULTIPLIER = 1e-3
 _SUPPORT_SHARE = 1e-5
 
 
@@ -246,14 +251,22 @@ def _polish(problem, y, residual, tol, n_iter, max_iter):
     candidates at the barrier level (the zeros of the optimum) with entries of
     order one and lose digits, and the dual violations of positive entries,
     y_ik (G_ik − μ_i) divided by y_ik, stay above ``tol``. Restarted from y on
-    its support (entries above ``_SUPPORT_SHARE`` of their row's largest)
-    every candidate is far from the boundary and a few Newton iterations reach
-    the tolerance. Entries left out that should be positive show up as dual
-    violations and widen the candidates (see :func:`_primal_interior`). The
-    result is kept only if its KKT residual is below ``residual``, that of y.
-    Returns (y, residual, n_iter).
+    its support every candidate is far from the boundary and a few Newton
+    iterations reach the tolerance. The support is read from the multipliers
+    of y ≥ 0: the
+    entries whose relative multiplier (G_ik − μ_i) / max(1, |μ_i|) is at most
+    ``_SUPPORT_MULTIPLIER`` (an interior point's entries at the zeros of the
+    optimum have clearly positive ones, however small the other entries: with
+    K ≫ N and a tiny λ the optimum fills most classes with entries of 1e-7),
+    and the entries above ``_SUPPORT_SHARE`` of their row's largest. Entries
+    left out that should be positive show up as dual violations and widen the
+    candidates (see :func:`_primal_interior`). The result is kept only if its
+    KKT residual is below ``residual``, that of y. Returns (y, residual, n_iter).
     """
-    support = y > _SUPPORT_SHARE * y.amax(dim=1, keepdim=True)
+    grad, mu = problem.scaled_gradient(y)
+    multiplier = (grad - mu) / mu.abs().clamp_min(1.0)
+    support = ((multiplier <= _SUPPORT_MULTIPLIER)
+               | (y > _SUPPORT_SHARE * y.amax(dim=1, keepdim=True)))
     y_polished, more_iter, polished_residual = _primal_interior(
         problem, tol, max_iter - n_iter, mask=support, start=y)
     n_iter += more_iter
@@ -661,6 +674,10 @@ class _Restricted:
         (renormalized on the candidates) and half uniform."""
         if y is not None:
             y = torch.where(self.valid, y[self.index].gather(1, self.lines), 0.0)
+            # candidates must start positive: zeros of y (that should grow)
+            # start at _START_FLOOR of their row's largest
+            floor = _START_FLOOR * y.amax(dim=1, keepdim=True)
+            y = torch.where(self.valid, torch.maximum(y, floor), 0.0)
             return y / y.sum(dim=1, keepdim=True)
         counts = self.valid.sum(dim=1, keepdim=True).to(self.sigma.dtype)
         share = self.sigma / self.sigma.sum(dim=1, keepdim=True)
