@@ -84,8 +84,8 @@ def reverse_ce_em(probs, weights, prior, fairness_weight, y, tol, max_iter):
     violation max(0, −r_ik) is the growth F(y)_ik / y_ik − 1 of an entry. y
     passes once no entry moves by more than about ``tol`` and none grows by
     a factor above 1 + ``tol`` (the latter matters for small entries that
-    should grow). Zeros of y (σ_ik = 0 and u_k = 0, from a positive start)
-    have r_ik = 1.
+    should grow). At a zero of y (σ_ik = 0 there) the growth is its limit
+    β_k / (1 + Σ_c β_c y_ic).
 
     Returns ``(y, n_iter, converged)``; a converged y is the last iterate whose
     residual was measured to be at most ``tol``.
@@ -93,11 +93,16 @@ def reverse_ce_em(probs, weights, prior, fairness_weight, y, tol, max_iter):
     scaled_prior = fairness_weight * prior
     counted = weights > 0
     counted = None if bool(counted.all()) else counted
+    tiny = torch.finfo(y.dtype).tiny
     for n_iter in range(1, max_iter + 1):
         for _ in range(_UPDATES_PER_TEST - 1):
             y = reverse_ce_update(probs, weights, scaled_prior, y)
-        y_next = reverse_ce_update(probs, weights, scaled_prior, y)
-        growth = torch.nan_to_num(y_next / y, nan=0.0, posinf=math.inf)
+        # the third update written out, to keep β and the denominator of eq. 17
+        fair = scaled_prior / weighted_mean(y, weights).clamp_min(tiny)
+        numerator = torch.addcmul(probs, y, fair)
+        denominator = numerator.sum(dim=1, keepdim=True)
+        y_next = numerator / denominator
+        growth = torch.where(y > 0, y_next / y, fair / denominator)
         if combine_kkt_terms(y - y_next, 1.0 - growth, counted) <= tol:
             return y, n_iter, True
         y = y_next
