@@ -103,6 +103,8 @@ _SNAP_RELATIVE = 1e-3
 # of their row's largest.
 _SUPPORT_MULTIPLIER = 1e-3
 _SUPPORT_SHARE = 1e-5
+_POLISH_ROUNDS = 3
+_POLISH_MAX_ITER = 40
 
 
 def solve_collision_dual(probs, weights, prior, fairness_weight, tol=1e-6,
@@ -260,18 +262,29 @@ def _polish(problem, y, residual, tol, n_iter, max_iter):
     K ≫ N and a tiny λ the optimum fills most classes with entries of 1e-7),
     and the entries above ``_SUPPORT_SHARE`` of their row's largest. Entries
     left out that should be positive show up as dual violations and widen the
-    candidates (see :func:`_primal_interior`). The result is kept only if its
-    KKT residual is below ``residual``, that of y. Returns (y, residual, n_iter).
+    candidates (see :func:`_primal_interior`). A result is kept only if its
+    KKT residual is below ``residual``, that of y; while it is, and above
+    ``tol``, the restart is repeated from it (up to ``_POLISH_ROUNDS`` times:
+    a first restart from a far point can stall, yet bring the support and the
+    multipliers close enough for the next to converge in a few iterations),
+    each with at most ``_POLISH_MAX_ITER`` iterations: where the support misses
+    many entries, widening it back round by round is slower than the Newton
+    fallback that follows. Returns (y, residual, n_iter).
     """
-    grad, mu = problem.scaled_gradient(y)
-    multiplier = (grad - mu) / mu.abs().clamp_min(1.0)
-    support = ((multiplier <= _SUPPORT_MULTIPLIER)
-               | (y > _SUPPORT_SHARE * y.amax(dim=1, keepdim=True)))
-    y_polished, more_iter, polished_residual = _primal_interior(
-        problem, tol, max_iter - n_iter, mask=support, start=y)
-    n_iter += more_iter
-    if polished_residual < residual:
-        return problem.settle_unweighted(y_polished), polished_residual, n_iter
+    for _ in range(_POLISH_ROUNDS):
+        if residual <= tol or n_iter >= max_iter:
+            break
+        grad, mu = problem.scaled_gradient(y)
+        multiplier = (grad - mu) / mu.abs().clamp_min(1.0)
+        support = ((multiplier <= _SUPPORT_MULTIPLIER)
+                   | (y > _SUPPORT_SHARE * y.amax(dim=1, keepdim=True)))
+        y_polished, more_iter, polished_residual = _primal_interior(
+            problem, tol, min(max_iter - n_iter, _POLISH_MAX_ITER), mask=support,
+            start=y)
+        n_iter += more_iter
+        if not polished_residual < residual:
+            break
+        y, residual = problem.settle_unweighted(y_polished), polished_residual
     return y, residual, n_iter
 
 
