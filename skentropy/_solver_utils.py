@@ -1,4 +1,4 @@
-"""Pieces shared by the pseudo-label solvers: gradient, stopping rule, SPD solves.
+"""Pieces shared by the pseudo-label solvers: objective, gradient, KKT rule, SPD solves.
 
 The two pseudo-label problems of :mod:`skentropy.pseudo_labels` (DESIGN.md,
 "Pseudo-label problems and how their solvers are judged"), with row weights w
@@ -44,7 +44,7 @@ def fairness_gradient(y_bar, scaled_prior):
                        torch.where(y_bar > 0, scaled_prior / safe, math.inf), 0.0)
 
 
-def scaled_gradient(loss, probs, y, weights, scaled_prior, fair=None):
+def scaled_gradient(loss, probs, y, weights, scaled_prior):
     """G_ik = ∂E/∂y_ik / w_i, the gradient in the scale of one row (DESIGN.md).
 
     With uniform weights G = N ∂E/∂y: O(1) for the cross-entropy part and
@@ -67,16 +67,12 @@ def scaled_gradient(loss, probs, y, weights, scaled_prior, fair=None):
         Row weights w summing to one.
     scaled_prior : torch.Tensor of shape (n_classes,)
         λu.
-    fair : torch.Tensor of shape (n_classes,), default=None
-        λu_k/ȳ_k of ``y`` if the caller has it already (see
-        :func:`fairness_gradient`); ``None`` computes it.
 
     Returns
     -------
     grad : torch.Tensor of shape (n_samples, n_classes)
     """
-    if fair is None:
-        fair = fairness_gradient(weights @ y, scaled_prior)
+    fair = fairness_gradient(weights @ y, scaled_prior)
     denominator = y if loss == "reverse" else (probs * y).sum(dim=1, keepdim=True)
     cross_entropy = torch.where(probs > 0, probs / denominator, 0.0)
     return -cross_entropy - fair
