@@ -134,16 +134,16 @@ def reverse_ce_labels(
         Row weights: the means over rows become weighted means.
     method : {"auto", "em"}, default="auto"
         ``"auto"``: EM, then the dual Newton method and the primal-dual Newton
-        method if needed; it reaches ``tol`` or warns. Peaked σ, one-hot rows
-        and exact zeros (N up to 2,000, K up to 200, λ from 1 to 1e4) take
-        at most 300 iterations; in float64 ``tol`` down to about 1e-8 is
-        reached, tighter ones may not be. ``"em"``: the papers'
-        EM alone, plain for up to 30 updates (the KKT test reuses the pieces of
-        an update), then accelerated by SQUAREM. It is fast to a loose ``tol``
-        where σ is soft; where fairness must move mass into entries that σ
-        makes small, its multiplicative updates grow them by a few percent per
-        update, and a tight ``tol`` at large λ may need thousands of
-        iterations.
+        method if needed; it reaches ``tol`` or warns. On the test suite's
+        peaked σ, one-hot rows and exact zeros (N up to 2,000, K up to 200, λ
+        from 1 to 1e4) it takes at most 300 iterations; in float64 ``tol``
+        down to about 1e-8 is reached, tighter ones may not be. ``"em"``: the
+        papers' EM alone, plain for up to 30 updates (the KKT test reuses the
+        pieces of an update), then accelerated by SQUAREM. It is fast to a
+        loose ``tol`` where σ is soft; where fairness must move mass into
+        entries that σ makes small, its multiplicative updates grow them by a
+        few percent per update, and a tight ``tol`` at large λ may need
+        thousands of iterations.
     check_input : bool, default=True
         Validate the input. Pass ``False`` only for input known to be valid
         (the estimators' training loop).
