@@ -8,8 +8,9 @@ same relative KKT tolerance (:func:`skentropy.pseudo_labels.kkt_residual`,
 
 * ``library``: :func:`~skentropy.pseudo_labels.reverse_ce_labels` and
   :func:`~skentropy.pseudo_labels.collision_ce_labels`, with their defaults
-  (``method="auto"``: SQUAREM-EM then dual Newton for the reverse loss; dual
-  Newton, interior point and structured Newton for the collision one);
+  (``method="auto"``: SQUAREM-EM, dual Newton and, past kinks of the dual, the
+  library's primal-dual Newton fallback for the reverse loss; dual Newton,
+  interior point and the same fallback for the collision one);
 * ``library em``: the same functions with ``method="em"``, the papers' EM
   algorithm accelerated by SQUAREM (what the estimators run per mini-batch,
   there with a loose tolerance);
@@ -28,10 +29,18 @@ cap with a residual above the tolerance. The baselines are capped at
 ``--cap-seconds`` per run; the library solvers are not capped in time (they
 stop at their own ``max_iter`` with a ``RuntimeWarning``).
 
+``--batch-em`` instead times what the self-labeling estimators run on every
+mini-batch: ``method="em"`` with ``tol=1e-2`` (their ``em_tol``),
+``check_input=False``, on ``--batches`` float32 batches of 250 × 10
+predictions σ = softmax(``--scale`` · standard normal), one torch thread:
+the median over 3 passes of the time per batch, the mean number of
+iterations and the largest KKT residual of the labels.
+
 Run from the repository root::
 
     .venv/bin/python benchmarks/pseudo_label_solvers.py            # full grid
     .venv/bin/python benchmarks/pseudo_label_solvers.py --quick    # N = 250
+    .venv/bin/python benchmarks/pseudo_label_solvers.py --batch-em --scale 3 10
 """
 
 import argparse
@@ -138,6 +147,38 @@ def benchmark_cell(n_samples, n_classes, loss, args, seed):
     return results
 
 
+def batch_em(args):
+    """Per-batch cost of the estimators' pseudo-label EM (see the docstring)."""
+    torch.set_num_threads(1)
+    print("| loss | σ scale | µs per batch | mean iterations | largest KKT residual |")
+    print("|---|---:|---:|---:|---:|")
+    for loss in args.losses:
+        for scale in args.scale:
+            generator = torch.Generator().manual_seed(args.seed)
+            batches = [torch.softmax(scale * torch.randn(250, 10, generator=generator),
+                                     dim=1) for _ in range(args.batches)]
+
+            def solve(probs, solver=LIBRARY[loss]):
+                return solver(probs, fairness_weight=args.fairness_weight,
+                              tol=1e-2, method="em", check_input=False,
+                              return_n_iter=True)
+
+            for probs in batches[:10]:  # warm-up
+                solve(probs)
+            passes = []
+            for _ in range(3):
+                start = time.perf_counter()
+                results = [solve(probs) for probs in batches]
+                passes.append((time.perf_counter() - start) / len(batches))
+            iterations = statistics.mean(n_iter for _, n_iter in results)
+            residual = max(kkt_residual(probs, labels, loss=loss,
+                                        fairness_weight=args.fairness_weight)
+                           for probs, (labels, _) in zip(batches, results,
+                                                         strict=True))
+            print(f"| {loss} | {scale:g} | {statistics.median(passes) * 1e6:.0f} "
+                  f"| {iterations:.2f} | {residual:.1e} |", flush=True)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true",
@@ -156,7 +197,16 @@ def main(argv=None):
                              "time cap; the collision EM creeps at K = 200)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--batch-em", action="store_true",
+                        help="time the estimators' per-batch EM instead")
+    parser.add_argument("--scale", type=float, nargs="+", default=[3.0],
+                        help="logit scale of σ for --batch-em")
+    parser.add_argument("--batches", type=int, default=200,
+                        help="number of batches for --batch-em")
     args = parser.parse_args(argv)
+    if args.batch_em:
+        batch_em(args)
+        return
     if args.quick:
         args.samples, args.repeats = [250], 1
     torch.set_num_threads(args.threads)

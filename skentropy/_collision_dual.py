@@ -46,8 +46,14 @@ from typing import NamedTuple
 
 import torch
 
-from skentropy._solver_baselines import structured_newton
-from skentropy._solver_utils import CholeskySolver, relative_kkt_residual, solve_spd
+from skentropy._newton_fallback import newton_fallback
+from skentropy._solver_utils import (
+    CholeskySolver,
+    fairness_gradient,
+    relative_kkt_residual,
+    scaled_gradient,
+    solve_spd,
+)
 
 __all__ = ["solve_collision_dual"]
 
@@ -81,6 +87,9 @@ _BLOCK_WIDTH = 16
 _START_MIX = 0.5
 _TO_BOUNDARY = 0.995
 _CENTERING_FLOOR = 0.1
+# A start given on the candidates (the polish) has its zeros raised to this
+# share of their row's largest entry.
+_START_FLOOR = 1e-9
 # The interior point stops after this many iterations that do not halve its
 # residual (near the precision it can reach in float64).
 _STALL = 15
@@ -89,6 +98,13 @@ _STALL = 15
 # largest.
 _SPARSE_MAX_ITER = 4
 _SNAP_RELATIVE = 1e-3
+# The polish restarts the interior point on the entries whose relative
+# multiplier is at most _SUPPORT_MULTIPLIER or that are above _SUPPORT_SHARE
+# of their row's largest.
+_SUPPORT_MULTIPLIER = 1e-3
+_SUPPORT_SHARE = 1e-5
+_POLISH_ROUNDS = 3
+_POLISH_MAX_ITER = 40
 
 
 def solve_collision_dual(probs, weights, prior, fairness_weight, tol=1e-6,
@@ -181,16 +197,20 @@ def solve_collision_dual(probs, weights, prior, fairness_weight, tol=1e-6,
             y, residual = problem.settle_unweighted(y_primal), residual_primal
         y, residual, n_iter = _sparsify(problem, y, residual, n_iter, max_iter)
     if residual > tol and n_iter < max_iter:
+        y, residual, n_iter = _polish(problem, y, residual, tol, n_iter, max_iter)
+    if residual > tol and n_iter < max_iter:
         # last resort: the interior point stalls on some problems with many
         # classes that only fairness fills (one-hot rows, K ≫ N, large λ)
-        y_newton, more_iter = structured_newton(
+        y_newton, more_iter, residual_newton = newton_fallback(
             problem.probs, problem.weights, problem.prior, problem.fairness_weight,
             "collision", tol, max_iter - n_iter, init=y)
         n_iter += more_iter
-        residual_newton = problem.kkt_residual(y_newton)
         if residual_newton < residual:
             y, residual = problem.settle_unweighted(y_newton), residual_newton
             y, residual, n_iter = _sparsify(problem, y, residual, n_iter, max_iter)
+        if residual > tol and n_iter < max_iter:
+            y, residual, n_iter = _polish(problem, y, residual, tol, n_iter,
+                                          max_iter)
     return y, n_iter, bool(residual <= tol)
 
 
@@ -222,6 +242,49 @@ def _sparsify(problem, y, residual, n_iter, max_iter):
         snapped_residual = problem.kkt_residual(snapped)
         if snapped_residual < residual:
             return snapped, snapped_residual, n_iter
+    return y, residual, n_iter
+
+
+def _polish(problem, y, residual, tol, n_iter, max_iter):
+    """Restart the interior point method from y on the support of y.
+
+    The interior point method can stall above the tolerance (near 1e-7 in
+    float64, or where the last resort leaves it): its K×K systems mix
+    candidates at the barrier level (the zeros of the optimum) with entries of
+    order one and lose digits, and the dual violations of positive entries,
+    y_ik (G_ik − μ_i) divided by y_ik, stay above ``tol``. Restarted from y on
+    its support every candidate is far from the boundary and a few Newton
+    iterations reach the tolerance. The support is read from the multipliers
+    of y ≥ 0: the
+    entries whose relative multiplier (G_ik − μ_i) / max(1, |μ_i|) is at most
+    ``_SUPPORT_MULTIPLIER`` (an interior point's entries at the zeros of the
+    optimum have clearly positive ones, however small the other entries: with
+    K ≫ N and a tiny λ the optimum fills most classes with entries of 1e-7),
+    and the entries above ``_SUPPORT_SHARE`` of their row's largest. Entries
+    left out that should be positive show up as dual violations and widen the
+    candidates (see :func:`_primal_interior`). A result is kept only if its
+    KKT residual is below ``residual``, that of y; while it is, and above
+    ``tol``, the restart is repeated from it (up to ``_POLISH_ROUNDS`` times:
+    a first restart from a far point can stall, yet bring the support and the
+    multipliers close enough for the next to converge in a few iterations),
+    each with at most ``_POLISH_MAX_ITER`` iterations: where the support misses
+    many entries, widening it back round by round is slower than the Newton
+    fallback that follows. Returns (y, residual, n_iter).
+    """
+    for _ in range(_POLISH_ROUNDS):
+        if residual <= tol or n_iter >= max_iter:
+            break
+        grad, mu = problem.scaled_gradient(y)
+        multiplier = (grad - mu) / mu.abs().clamp_min(1.0)
+        support = ((multiplier <= _SUPPORT_MULTIPLIER)
+                   | (y > _SUPPORT_SHARE * y.amax(dim=1, keepdim=True)))
+        y_polished, more_iter, polished_residual = _primal_interior(
+            problem, tol, min(max_iter - n_iter, _POLISH_MAX_ITER), mask=support,
+            start=y)
+        n_iter += more_iter
+        if not polished_residual < residual:
+            break
+        y, residual = problem.settle_unweighted(y_polished), polished_residual
     return y, residual, n_iter
 
 
@@ -426,21 +489,18 @@ class _DualProblem:
 
     def fairness_gradient(self, y_bar):
         """λu_k/ȳ_k (0 where u_k = 0, +inf on an empty fair class)."""
-        safe = torch.where(y_bar > 0, y_bar, 1.0)
-        return torch.where(self.fair, torch.where(y_bar > 0, self.target / safe,
-                                                  math.inf), 0.0)
+        return fairness_gradient(y_bar, self.target)
 
     def scaled_gradient(self, y):
         """G_ik = ∂E₂/∂y_ik / w_i = −σ_ik/σ_i·y_i − λu_k/ȳ_k, μ_i = Σ_k y_ik G_ik."""
-        t = (self.probs * y).sum(dim=1, keepdim=True)
-        grad = -self.probs / t - self.fairness_gradient(self.weights @ y)
+        grad = scaled_gradient("collision", self.probs, y, self.weights, self.target)
         mu = torch.where(y > 0, y * grad, 0.0).sum(dim=1, keepdim=True)
         return grad, mu
 
     def kkt_residual(self, y):
         """The relative KKT residual of ``pseudo_labels.kkt_residual``."""
-        grad, _ = self.scaled_gradient(y)
-        return relative_kkt_residual(y, grad, self.weights)
+        grad, mu = self.scaled_gradient(y)
+        return relative_kkt_residual(y, grad, self.weights, mu=mu)
 
     def settle_unweighted(self, y):
         """Give rows of zero weight their optimal labels at β = λu/ȳ."""
@@ -543,13 +603,18 @@ def _dual_gap_bound(problem, beta, y_bar, rows):
 # ---- phase 2: interior point on candidate lines -------------------------------------
 
 
-def _primal_interior(problem, tol, max_iter):
+def _primal_interior(problem, tol, max_iter, mask=None, start=None):
     """The interior point method on candidate lines, widened until optimal.
 
-    Returns (y, n_iter, residual) with the smallest KKT residual met.
+    The candidates are ``mask`` if given, else chosen from σ; the first solve
+    starts from ``start`` (positive on the candidates) if given, else from
+    :meth:`_Restricted.start`. Returns (y, n_iter, residual) with the smallest
+    KKT residual met.
     """
     n_samples, n_classes = problem.probs.shape
-    if n_samples * n_classes <= _DENSE_SIZE or n_classes <= _CANDIDATES:
+    if mask is not None:
+        mask = mask.clone()
+    elif n_samples * n_classes <= _DENSE_SIZE or n_classes <= _CANDIDATES:
         mask = torch.ones_like(problem.probs, dtype=torch.bool)
     else:
         # the largest σ_ik, and the largest among fair classes (u_k > 0), which
@@ -565,7 +630,9 @@ def _primal_interior(problem, tol, max_iter):
     best, best_residual, n_iter = None, math.inf, 0
     while n_iter < max_iter:
         restricted = _Restricted(problem, mask, index)
-        y_sub, used = _interior_point(restricted, restricted.start(), 0.5 * tol,
+        y_start = restricted.start(start)
+        start = None
+        y_sub, used = _interior_point(restricted, y_start, 0.5 * tol,
                                       max_iter - n_iter)
         n_iter += used
         y = restricted.dense(y_sub)
@@ -615,8 +682,16 @@ class _Restricted:
         self.weights = problem.weights[index]
         self.n_classes = problem.probs.shape[1]
 
-    def start(self):
-        """Half σ (renormalized on the candidates), half uniform."""
+    def start(self, y=None):
+        """y on the candidates (renormalized) if given, else half σ
+        (renormalized on the candidates) and half uniform."""
+        if y is not None:
+            y = torch.where(self.valid, y[self.index].gather(1, self.lines), 0.0)
+            # candidates must start positive: zeros of y (that should grow)
+            # start at _START_FLOOR of their row's largest
+            floor = _START_FLOOR * y.amax(dim=1, keepdim=True)
+            y = torch.where(self.valid, torch.maximum(y, floor), 0.0)
+            return y / y.sum(dim=1, keepdim=True)
         counts = self.valid.sum(dim=1, keepdim=True).to(self.sigma.dtype)
         share = self.sigma / self.sigma.sum(dim=1, keepdim=True)
         return torch.where(self.valid,
@@ -643,12 +718,14 @@ class _Restricted:
         return torch.where(self.valid, -self.sigma / t - fair[self.lines], 0.0)
 
     def residuals(self, y):
-        """(relative KKT residual, largest |y_j (G_j − μ_i)|) on the candidates."""
+        """(relative KKT residual, largest |y_j (G_j − μ_i)|) on the candidates.
+
+        Padding has y = G = 0 > μ_i: it adds nothing to either.
+        """
         grad = self.gradient(y)
         mu = (y * grad).sum(dim=1, keepdim=True)
-        slack = torch.where(self.valid, y * (grad - mu), 0.0).abs()
-        return (float((slack / mu.abs().clamp_min(1.0)).amax()),
-                float(slack.amax()))
+        slack = (y * (grad - mu)).abs()
+        return relative_kkt_residual(y, grad, mu=mu), float(slack.amax())
 
     def factor(self, y, z):
         """Row pieces and the factorized K×K system of the Newton equations.
@@ -730,7 +807,10 @@ def _interior_point(restricted, y, tol, max_iter):
     also carries the predictor's second-order term; τ stays between a share of
     the largest complementarity residual (so that μ does not outrun the dual
     feasibility on this nonlinear problem) and μ. Stops when the relative KKT
-    residual on the candidates is at most ``tol``.
+    residual on the candidates is at most ``tol``, or after ``_STALL``
+    iterations that do not halve it; returns the iterate of the smallest
+    residual met (near its limit of precision the iteration can drift away
+    from it again).
     """
     valid, weights = restricted.valid, restricted.weights
     width = restricted.lines.shape[1]
@@ -745,8 +825,11 @@ def _interior_point(restricted, y, tol, max_iter):
     mu = max(float(weights @ spread.abs().sum(dim=1)) / entries, 1e-12)
     z = torch.where(valid, mu / safe_y, 0.0)
     best, since_best = math.inf, 0
+    best_y, best_residual = y, math.inf
     for n_iter in range(max_iter):
         residual, largest = restricted.residuals(y)
+        if residual < best_residual:
+            best_y, best_residual = y, residual
         if residual <= tol:
             return y, n_iter
         # give up after _STALL iterations that do not halve the residual
@@ -755,7 +838,7 @@ def _interior_point(restricted, y, tol, max_iter):
         else:
             since_best += 1
             if since_best >= _STALL:
-                return y, n_iter
+                return best_y, n_iter
         mu = mean_product(y, z)
         grad = restricted.gradient(y)
         pieces, cholesky = restricted.factor(y, z)
@@ -776,4 +859,5 @@ def _interior_point(restricted, y, tol, max_iter):
         y = y / y.sum(dim=1, keepdim=True)
         z = (z + step_dual * dz).clamp_min(torch.finfo(z.dtype).tiny)
         z = torch.where(valid, z, 0.0)
-    return y, max_iter
+    residual, _ = restricted.residuals(y)
+    return (y if residual < best_residual else best_y), max_iter

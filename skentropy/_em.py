@@ -14,6 +14,8 @@ import math
 
 import torch
 
+from skentropy._solver_utils import combine_kkt_terms
+
 # Newton iterations of the collision M-step root; the iteration is monotone and
 # quadratic near the root, so this cap is only reached on pathological input.
 _ROOT_MAX_ITER = 100
@@ -65,65 +67,79 @@ def reverse_ce_update(probs, weights, scaled_prior, y):
 def reverse_ce_em(probs, weights, prior, fairness_weight, y, tol, max_iter):
     """Plain EM of entropy-clustering eq. 16-17 from y, stopped on the KKT residual.
 
-    For the reverse cross-entropy the relative KKT residual of y (the one of
-    :func:`skentropy.pseudo_labels.kkt_residual`) is the size of the EM update
-    F from y. With β_k = λu_k/ȳ_k the scaled gradient is G_ik = −σ_ik/y_ik − β_k
-    and μ_i = Σ_k y_ik G_ik = −1 − Σ_c β_c y_ic ≤ −1, so on positive entries
+    Each iteration makes three EM updates, as one of :func:`squarem`, without
+    its extrapolation, objective and domain tests: from a warm start near the
+    loose tolerances of the estimators, plain EM needs as many updates and far
+    fewer operations. Before the third update the relative KKT residual of y
+    (the rule of :func:`skentropy._solver_utils.relative_kkt_residual` and
+    :func:`skentropy.pseudo_labels.kkt_residual`) is read, in one host
+    synchronization, from the update itself. With β_k = λu_k/ȳ_k the scaled
+    gradient is G_ik = −σ_ik/y_ik − β_k, and μ_i = Σ_k y_ik G_ik
+    = −(1 + Σ_c β_c y_ic) ≤ −1 is minus the denominator of eq. 17, so the
+    relative multipliers of the rule are
 
-        y_ik (G_ik − μ_i) / |μ_i| = y_ik − (σ_ik + β_k y_ik) / (1 + Σ_c β_c y_ic)
-                                  = y_ik − F(y)_ik,
+        r_ik = (G_ik − μ_i) / |μ_i| = 1 − F(y)_ik / y_ik,
 
-    and from a positive start the only zeros (σ_ik = 0 and u_k = 0) violate
-    nothing. Each update thus measures the residual of the point it starts
-    from for the price of a subtraction; it is read (a host synchronization)
-    after every third update. Each iteration makes three updates, as one of
-    :func:`squarem`, without its extrapolation, objective and domain tests:
-    from a warm start near the loose tolerances of the estimators, plain EM
-    needs as many updates and far fewer operations.
+    F the EM map: the complementarity y_ik r_ik is y_ik − F(y)_ik and the dual
+    violation max(0, −r_ik) is the growth F(y)_ik / y_ik − 1 of an entry. y
+    passes once no entry moves by more than about ``tol`` and none grows by
+    a factor above 1 + ``tol`` (the latter matters for small entries that
+    should grow). At a zero of y (σ_ik = 0 there) the growth is its limit
+    β_k / (1 + Σ_c β_c y_ic).
 
     Returns ``(y, n_iter, converged)``; a converged y is the last iterate whose
     residual was measured to be at most ``tol``.
     """
     scaled_prior = fairness_weight * prior
-    active = weights > 0
-    every_row = bool(active.all())
+    counted = weights > 0
+    counted = None if bool(counted.all()) else counted
+    tiny = torch.finfo(y.dtype).tiny
     for n_iter in range(1, max_iter + 1):
         for _ in range(_UPDATES_PER_TEST - 1):
             y = reverse_ce_update(probs, weights, scaled_prior, y)
-        y_next = reverse_ce_update(probs, weights, scaled_prior, y)
-        step = (y_next - y).abs()
-        residual = step.amax() if every_row else step[active].amax()
-        if residual <= tol:
+        # the third update written out, to keep β and the denominator of eq. 17
+        fair = scaled_prior / weighted_mean(y, weights).clamp_min(tiny)
+        numerator = torch.addcmul(probs, y, fair)
+        denominator = numerator.sum(dim=1, keepdim=True)
+        y_next = numerator / denominator
+        growth = torch.where(y > 0, y_next / y, fair / denominator)
+        if combine_kkt_terms(y - y_next, 1.0 - growth, counted) <= tol:
             return y, n_iter, True
         y = y_next
     return y, max_iter, False
 
 
-def _collision_root(probs, coef, total, positive):
-    """Root x of Σ_{k∈P} a_k / (A + 1 − σ_k / x) = 1 per row (collision eq. 17).
+def _collision_gap(coef, total, closeness, positive, has_root):
+    """Root of Σ_{k∈P} a_k / (A + 1 − σ_k / x) = 1 per row (collision eq. 17).
 
-    P = {k : a_k > 0}. The sum is convex and decreasing in x on
-    (σ_max / (1 + A), σ_max] (collision Theorem 1), so Newton's method started
-    at Lemma 1's left point l = max_{k∈P} σ_k / (1 + A − a_k) approaches the
-    root monotonically from the left. Rows whose σ vanishes on P have no root:
-    −inf is returned for them.
+    P = {k : a_k > 0}. The unknown is not x but the gap g = A + 1 − σ_max / x
+    of the largest σ on P, with which every denominator reads
+    d_k = A + 1 − σ_k / x = g (1 − c_k) + c_k (1 + A), c_k = 1 − σ_k / σ_max:
+    x ∈ (σ_max / (1 + A), σ_max] is g ∈ (0, A], and written through x the
+    denominators of the classes tied at σ_max, g itself, lose all their digits
+    once A is below the resolution of 1 + A (λ = 1e-20 gave one-hot or NaN
+    labels where the optimum splits a row between tied classes). The sum is
+    convex and decreasing in g (collision Theorem 1), so Newton's method
+    started at Lemma 1's left point, where every d_k ≥ a_k
+    (g = max_k (a_k − c_k (1 + A)) / (1 − c_k)), approaches the root
+    monotonically from the left. Rows without a root (σ = 0 on P) get g = 0.
     """
-    sigma_p = torch.where(positive, probs, 0.0)
-    sigma_max = sigma_p.amax(dim=1, keepdim=True)
-    x = (sigma_p / (1.0 + total - coef)).amax(dim=1, keepdim=True)
-    has_root = sigma_max > 0
-    x = torch.where(has_root, x, 1.0)
+    free = 1.0 - closeness
+    start = torch.where(positive & (free > 0),
+                        (coef - closeness * (1.0 + total)) / free.clamp_min(1e-300),
+                        -math.inf)
+    gap = start.amax(dim=1, keepdim=True).clamp_min(0.0)
     for _ in range(_ROOT_MAX_ITER):
-        denom = 1.0 + total - sigma_p / x
+        denom = gap * free + closeness * (1.0 + total)
         terms = torch.where(positive, coef / denom, 0.0)
         value = terms.sum(dim=1, keepdim=True) - 1.0
-        # d/dx of a_k / (A + 1 − σ_k/x) = −a_k σ_k / (x² denom²)
-        slope = -(terms * sigma_p / denom).sum(dim=1, keepdim=True) / x**2
+        # d/dg of a_k / d_k = −a_k (1 − c_k) / d_k²
+        slope = -(terms * free / denom).sum(dim=1, keepdim=True)
         active = has_root & (value > 1e-13)
         if not bool(active.any()):
             break
-        x = torch.where(active, torch.minimum(x - value / slope, sigma_max), x)
-    return torch.where(has_root, x, -math.inf)
+        gap = torch.where(active, torch.minimum(gap - value / slope, total), gap)
+    return torch.where(has_root, gap, 0.0)
 
 
 def collision_ce_m_step(probs, coef):
@@ -139,16 +155,30 @@ def collision_ce_m_step(probs, coef):
       the root x* on K̄_o (otherwise y_c = 0 and the K̄_o solution stands), so
       x = max(x*, σ_c / (1 + A)) covers both;
     * λ = 0 (all a_k = 0): y is one-hot at argmax σ (collision Example 2).
+
+    x is carried as the gap g = A + 1 − σ_max / x of :func:`_collision_gap`
+    (σ_max over the classes with a_k > 0), increasing in x, so that the
+    denominators keep their digits for tiny a_k.
     """
     positive = coef > 0
     total = coef.sum(dim=1, keepdim=True)
-    x = _collision_root(probs, coef, total, positive)
+    sigma_p = torch.where(positive, probs, 0.0)
+    sigma_max = sigma_p.amax(dim=1, keepdim=True)
+    has_root = sigma_max > 0
+    # c_k = 1 − σ_k/σ_max on P; 1 (a constant denominator 1 + A) without a root
+    closeness = torch.where(has_root & positive,
+                            1.0 - sigma_p / torch.where(has_root, sigma_max, 1.0),
+                            1.0)
+    gap = _collision_gap(coef, total, closeness, positive, has_root)
     sigma_free = torch.where(positive, -1.0, probs)
     sigma_c, c = sigma_free.max(dim=1, keepdim=True)
     has_free = ~positive.all(dim=1, keepdim=True)
-    x_c = torch.where(has_free, sigma_c / (1.0 + total), -math.inf)
-    x = torch.maximum(x, x_c)
-    denom = 1.0 + total - probs / x
+    # x_c = σ_c / (1 + A) as a gap: (1 + A)(1 − σ_max / σ_c)
+    safe_c = torch.where(sigma_c > 0, sigma_c, 1.0)
+    gap_c = torch.where(has_free & (sigma_c > 0),
+                        (1.0 + total) * (1.0 - sigma_max / safe_c), -math.inf)
+    gap = torch.maximum(gap, gap_c)
+    denom = gap * (1.0 - closeness) + closeness * (1.0 + total)
     y = torch.where(positive, coef / denom, 0.0)
     rest = (1.0 - y.sum(dim=1, keepdim=True)).clamp_min(0.0)
     y = y.scatter_add(1, c, torch.where(has_free, rest, 0.0))

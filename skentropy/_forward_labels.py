@@ -29,9 +29,10 @@ decreasing sequence of ε (ε-scaling, from 1 down by factors of 10 to a tenth
 of the tolerance), each stage warm-started at the last β. It stops when the
 relative KKT residual of y for E itself (the rule of
 :func:`skentropy.pseudo_labels.kkt_residual`) is at most ``tol``: entries off
-a row's minimum carry y_ik ≈ exp(−δ/ε), whose share of the residual, δ
-exp(−δ/ε), is at most ε/e. All rows are handled at once; one K×K system is
-solved per iteration.
+a row's minimum carry y_ik ≈ exp(−δ/ε), whose complementarity δ exp(−δ/ε) is
+at most ε/e and which lift μ_i above the row's least G_ik, the dual
+violation of that entry, by at most the sum of theirs. All rows are handled
+at once; one K×K system is solved per iteration.
 """
 
 import math

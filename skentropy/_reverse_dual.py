@@ -33,7 +33,7 @@ import math
 
 import torch
 
-from skentropy._solver_utils import relative_kkt_residual, solve_spd
+from skentropy._solver_utils import relative_kkt_residual, scaled_gradient, solve_spd
 
 __all__ = ["solve_reverse_dual"]
 
@@ -85,8 +85,12 @@ def solve_reverse_dual(probs, weights, prior, fairness_weight, tol=1e-6,
         Newton iterations made (0 for the closed-form cases).
     converged : bool
         Whether the KKT residual reached ``tol``. It may not where the dual is
-        not smooth at its optimum (σ_ik = 0 entries that take mass, in several
-        rows at tied multipliers); the caller then polishes y by EM.
+        not smooth at its optimum: σ_ik = 0 entries that take mass, in rows
+        whose σ_ik = 0 classes tie at the top multiplier (the row may split
+        its rest among them in any proportions, and D has a kink), or peaked
+        σ whose tiny entries act alike. The caller then finishes with the
+        primal-dual Newton method of ``skentropy._newton_fallback``, which
+        does not see the kink.
 
     Notes
     -----
@@ -281,8 +285,7 @@ class _ReverseDual:
     # ---- the primal ------------------------------------------------------------
 
     def kkt_residual(self, y):
-        y_bar = self.weights @ y
-        ce = torch.where(self.positive, self.probs / y, 0.0)
-        fair = torch.where(self.fair, self.target / y_bar, 0.0)
-        return relative_kkt_residual(y, -ce - fair, self.weights)
+        """The relative KKT residual of ``pseudo_labels.kkt_residual``."""
+        grad = scaled_gradient("reverse", self.probs, y, self.weights, self.target)
+        return relative_kkt_residual(y, grad, self.weights)
 

@@ -18,8 +18,10 @@ it runs on f = ln α and g = ln β with log-sum-exp, so that λ = 25 with
 σ_ik ≈ 1e-300 (λ ln σ ≈ −17,000) or thousands of clusters neither overflow
 nor underflow. Each row is then rounded to the cluster of its largest plan
 entry, as SeLa does, except where that would overfill a cluster: a greedy
-rounding (:func:`balanced_rounding`) keeps every cluster's count at N u_k up
-to one row. Larger λ brings Q closer to the unregularized transport plan (and
+rounding (:func:`balanced_rounding`) makes every cluster's count exactly
+round(N u_k) (largest remainders), and with integer sample weights its weight
+round(W u_k), W the total weight, as if every row were repeated by its
+weight. Larger λ brings Q closer to the unregularized transport plan (and
 the rounding closer to the integer program), at the cost of more iterations,
 which warm starts from smaller λ (ε-scaling) keep in check.
 """
@@ -99,11 +101,12 @@ def sinkhorn_labels(log_probs, *, prior=None, sample_weight=None, power=25.0,
 
     Approximately solves the integer program of entropy-clustering-kmeans-svm
     eq. 5 (SeLa, Asano et al. 2020): one-hot y minimizing mean H(y, σ) with
-    cluster proportions ȳ = u. The entropic transport plan
+    cluster proportions ȳ = u; the proportions are met exactly (up to the
+    rounding of n u_k to integers), the cost approximately. The entropic transport plan
     Q = diag(α) σ^λ diag(β) with row sums w (the normalized sample weights)
     and column sums u is found by :func:`log_sinkhorn`, and each row is
     assigned to the cluster of its largest entry of Q, up to a greedy rounding
-    that makes the cluster counts match n u_k exactly. The iteration
+    that makes the cluster counts exactly round(n u_k). The iteration
     contracts slowly for large λ; it is therefore run for λ/4^s, ..., λ/4, λ
     (from the first exponent ≥ 1), each stage warm-started from the last
     (ε-scaling of the entropic weight ε = 1/λ), which cuts the number of
@@ -118,7 +121,8 @@ def sinkhorn_labels(log_probs, *, prior=None, sample_weight=None, power=25.0,
         Target proportions u, positive and summing to one; ``None`` is uniform.
     sample_weight : torch.Tensor of shape (n_samples,), default=None
         Non-negative row weights, not all zero: the rows' shares of the
-        transport. ``None`` gives every row weight one.
+        transport, and what the rounding balances. Integer weights count as
+        repeated rows. ``None`` gives every row weight one.
     power : float, default=25.0
         The exponent λ of σ^λ, the inverse weight of the entropy of Q (SeLa
         uses 25).
@@ -133,7 +137,12 @@ def sinkhorn_labels(log_probs, *, prior=None, sample_weight=None, power=25.0,
     labels : torch.Tensor of shape (n_samples,), int64
         The cluster of each row: the largest entry of its row of the plan,
         rounded by :func:`balanced_rounding` so that the rows of positive
-        weight fill cluster k with round(n u_k) rows (largest remainders).
+        weight fill cluster k with round(n u_k) rows (largest remainders),
+        exactly. With integer weights (total W) cluster k gets the weight
+        round(W u_k) that the repeated rows would give it, exactly where no
+        row's repetitions would be split between clusters and by less than
+        the largest weight otherwise; with other weights, W u_k within the
+        largest weight.
 
     References
     ----------
@@ -172,64 +181,103 @@ def sinkhorn_labels(log_probs, *, prior=None, sample_weight=None, power=25.0,
     scores = power * log_cost + g
     labels = scores.argmax(dim=1)
     weighted = sample_weight > 0
+    weights = sample_weight[weighted]
     columns = torch.exp(log_columns)
-    labels[weighted] = balanced_rounding(scores[weighted],
-                                         _capacities(columns, int(weighted.sum())))
+    total = float(weights.sum())
+    if bool((weights == torch.round(weights)).all()):
+        # integer weights count as repeated rows: integer capacities
+        capacities = _capacities(columns, round(total))
+    else:
+        capacities = columns * total
+    labels[weighted] = balanced_rounding(scores[weighted], capacities, weights)
     return labels
 
 
-def _capacities(proportions, n_rows):
-    """Integer cluster sizes summing to ``n_rows``, nearest to n_rows · u.
+def _capacities(proportions, total):
+    """Integer cluster sizes summing to ``total``, nearest to total · u.
 
-    Largest-remainder rounding: each size is ⌊n u_k⌋ or ⌊n u_k⌋ + 1.
+    Largest-remainder rounding: each size is ⌊total u_k⌋ or ⌊total u_k⌋ + 1.
     """
-    exact = proportions * n_rows
+    exact = proportions * total
     sizes = torch.floor(exact).long()
-    missing = n_rows - int(sizes.sum())
+    missing = total - int(sizes.sum())
     if missing > 0:
         sizes[torch.topk(exact - sizes, missing).indices] += 1
     return sizes
 
 
-def balanced_rounding(scores, capacities):
+def balanced_rounding(scores, capacities, weights=None):
     """Hard labels that follow ``scores`` and fill every cluster to its capacity.
 
-    Rounds a transport plan to an assignment with exactly ``capacities[k]``
-    rows in cluster k (Σ capacities = N): in rounds, every unassigned row
-    proposes to its best-scoring cluster among those with room left, and each
-    cluster accepts its best-scoring proposals up to its room (a greedy
-    variant of the auction algorithm, Bertsekas 1988). Each round assigns every
-    proposer or fills a cluster, so there are at most K rounds, each
-    vectorized over rows. Rows whose argmax cluster has room keep it.
+    Rounds a transport plan to an assignment whose rows fill cluster k with
+    weight ``capacities[k]`` (Σ capacities = Σ weights): in rounds, every
+    unassigned row proposes to its best-scoring cluster among those with room
+    left for its weight, and each cluster accepts its proposals, best score
+    first, while their weights fit in its room (a greedy variant of the
+    auction algorithm, Bertsekas 1988). Each round assigns at least one row
+    per cluster proposed to, and every round is vectorized over rows. Rows
+    whose argmax cluster has room keep it.
+
+    A row of integer weight w counts as w repeated rows: with unit weights
+    the counts are exactly the capacities, and integer weights fill each
+    cluster with the same weight as the repeated rows would. Only where the
+    repeated rows would be split between clusters (a weight that does not fit
+    whole in the room left) does the row go whole to the cluster of its best
+    score among those with room, which then holds at most one row's weight
+    more or less than its capacity; a row that fits nowhere goes to the
+    cluster with the most room.
 
     Parameters
     ----------
     scores : torch.Tensor of shape (n_samples, n_classes)
         Preference of each row for each cluster (e.g. the log of the plan).
-    capacities : torch.Tensor of shape (n_classes,), int64
-        Number of rows each cluster takes, summing to n_samples.
+    capacities : torch.Tensor of shape (n_classes,)
+        Weight each cluster takes, summing to the total weight (to n_samples
+        without ``weights``).
+    weights : torch.Tensor of shape (n_samples,), default=None
+        Positive row weights; ``None`` gives every row weight one.
 
     Returns
     -------
     labels : torch.Tensor of shape (n_samples,), int64
     """
     n_samples, n_classes = scores.shape
-    labels = torch.full((n_samples,), -1, dtype=torch.long, device=scores.device)
-    room = capacities.to(scores.device).clone()
-    for _ in range(n_classes):
+    device = scores.device
+    if weights is None:
+        weights = torch.ones(n_samples, dtype=torch.float64, device=device)
+    weights = weights.to(device=device, dtype=torch.float64)
+    room = capacities.to(device=device, dtype=torch.float64).clone()
+    # float weights: cumulated sums may exceed a room by rounding
+    allowance = 1e-9 * float(weights.sum())
+    labels = torch.full((n_samples,), -1, dtype=torch.long, device=device)
+    while True:
         open_rows = (labels < 0).nonzero().squeeze(1)
         if open_rows.numel() == 0:
             break
-        masked = torch.where(room > 0, scores[open_rows], -math.inf)
+        weight = weights[open_rows]
+        fits = room[None, :] >= weight[:, None] - allowance
+        masked = torch.where(fits, scores[open_rows], -math.inf)
         best_score, choice = masked.max(dim=1)
-        # rank of each proposal within its cluster, best score first
+        proposing = fits.any(dim=1)
+        if not bool(proposing.any()):
+            break
+        open_rows, weight = open_rows[proposing], weight[proposing]
+        best_score, choice = best_score[proposing], choice[proposing]
+        # proposals grouped by cluster, best score first; accept the prefix
+        # whose cumulated weight fits in the room
         order = torch.argsort(best_score, descending=True, stable=True)
         order = order[torch.argsort(choice[order], stable=True)]
         chosen = choice[order]
-        counts = torch.bincount(chosen, minlength=n_classes)
-        starts = torch.cumsum(counts, 0) - counts
-        rank = torch.arange(order.numel(), device=scores.device) - starts[chosen]
-        accepted = rank < room[chosen]
+        cumulated = torch.cumsum(weight[order], 0)
+        totals = torch.zeros(n_classes, dtype=torch.float64, device=device)
+        totals.index_add_(0, chosen, weight[order])
+        before = torch.cumsum(totals, 0) - totals  # weight of earlier clusters
+        accepted = cumulated - before[chosen] <= room[chosen] + allowance
         labels[open_rows[order[accepted]]] = chosen[accepted]
-        room -= torch.bincount(chosen[accepted], minlength=n_classes)
+        room.index_add_(0, chosen[accepted], -weight[order[accepted]])
+    # rows whose weight fits in no cluster's room: the cluster with the most
+    for row in (labels < 0).nonzero().squeeze(1).tolist():
+        cluster = int(room.argmax())
+        labels[row] = cluster
+        room[cluster] -= weights[row]
     return labels

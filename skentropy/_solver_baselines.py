@@ -25,14 +25,19 @@ against them:
   backtracking and adaptive restart.
 
 They are not part of the public API and make no attempt at being fast on
-tiny problems. The collision solver also calls :func:`structured_newton` as
-its last resort (see ``skentropy._collision_dual``). Input is assumed valid:
-float64 torch tensors, ``probs`` (N, K) with rows on the simplex,
-``weights`` (N,) non-negative with a positive sum, ``prior`` (K,) on the
-simplex, ``fairness_weight`` ≥ 0. Both return ``(labels, n_iter)`` and stop
-when the relative KKT residual of :func:`skentropy.pseudo_labels.kkt_residual`
-is at most ``tol``; rows of zero weight are not solved for (they keep the
-starting point).
+tiny problems. Input is assumed valid: float64 torch tensors, ``probs``
+(N, K) with rows on the simplex, ``weights`` (N,) non-negative with a positive
+sum, ``prior`` (K,) on the simplex, ``fairness_weight`` ≥ 0. Both return
+``(labels, n_iter)`` and stop when the relative KKT residual of DESIGN.md (the
+rule of :func:`skentropy.pseudo_labels.kkt_residual`) is at most ``tol``;
+rows of zero weight are not solved for (they keep the starting point).
+
+Independence. This module is a judge of the library, so it imports nothing
+from it: its objective, gradient and KKT residual are written here from
+DESIGN.md, separately from the library's (``skentropy._solver_utils``), and
+the tests check that the two residuals agree. No library module imports this
+one; the library's own last-resort Newton method lives in
+``skentropy._newton_fallback``.
 """
 
 import math
@@ -40,9 +45,7 @@ import time
 
 import torch
 
-from skentropy._solver_utils import relative_kkt_residual
-
-__all__ = ["projected_gradient", "structured_newton"]
+__all__ = ["kkt_residual", "projected_gradient", "structured_newton"]
 
 # Share of the uniform distribution mixed into the starting point.
 _START_MIX = 1e-2
@@ -98,9 +101,30 @@ def _row_gradient(loss, probs, y, weights, prior, fairness_weight):
     return -ce - fair
 
 
-def _converged(loss, probs, y, weights, prior, fairness_weight, tol):
+def kkt_residual(loss, probs, y, weights, prior, fairness_weight):
+    """The relative KKT residual of DESIGN.md (a float; rows of zero weight skipped).
+
+    With G the gradient in the row scale and μ_i = Σ_k y_ik G_ik:
+    max_ik |y_ik (G_ik − μ_i)| / max(1, |μ_i|) plus the dual violation
+    max_ik max(0, μ_i − G_ik) / max(1, |μ_i|) over all entries. +inf where
+    the objective is infinite.
+    """
+    weights = weights / weights.sum()
+    rows = weights > 0
+    probs, y, weights = probs[rows], y[rows], weights[rows]
     grad = _row_gradient(loss, probs, y, weights, prior, fairness_weight)
-    return relative_kkt_residual(y, grad, weights) <= tol
+    if not bool(torch.isfinite(torch.where(y > 0, grad, 0.0)).all()):
+        return math.inf
+    mu = (torch.where(y > 0, grad, 0.0) * y).sum(dim=1, keepdim=True)
+    scale = mu.abs().clamp_min(1.0)
+    complementarity = (torch.where(y > 0, y * (grad - mu), 0.0).abs() / scale).max()
+    dual = ((mu - grad).clamp_min(0.0) / scale).max()
+    residual = float(complementarity + dual)
+    return residual if math.isfinite(residual) else math.inf
+
+
+def _converged(loss, probs, y, weights, prior, fairness_weight, tol):
+    return kkt_residual(loss, probs, y, weights, prior, fairness_weight) <= tol
 
 
 def _deadline(max_seconds):

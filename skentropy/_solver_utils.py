@@ -1,32 +1,161 @@
-"""Pieces shared by the pseudo-label solvers: the stopping rule and SPD solves.
+"""Pieces shared by the pseudo-label solvers: objective, gradient, KKT rule, SPD solves.
 
-All functions work on float64 torch tensors and assume validated input.
+The two pseudo-label problems of :mod:`skentropy.pseudo_labels` (DESIGN.md,
+"Pseudo-label problems and how their solvers are judged"), with row weights w
+summing to one, ȳ = Σ_i w_i y_i, target proportions u and fairness weight λ:
+
+reverse cross-entropy (entropy-clustering-kmeans-svm eq. 14)
+    E(y)  = −Σ_i w_i Σ_k σ_ik ln y_ik − λ Σ_k u_k ln ȳ_k
+
+collision cross-entropy (collision-cross-entropy eq. 12)
+    E₂(y) = −Σ_i w_i ln σ_i·y_i − λ Σ_k u_k ln ȳ_k
+
+Their objective (:func:`objective`), gradient (:func:`scaled_gradient`) and
+optimality certificate (:func:`relative_kkt_residual`) are written here once;
+every library solver stops on them. (The reference solvers of
+``skentropy._solver_baselines``, which judge the library, keep their own
+independent copies.) All functions work on float64 torch tensors and assume
+validated input.
 """
 
 import math
 
 import torch
 
-__all__ = ["CholeskySolver", "relative_kkt_residual", "solve_spd"]
+__all__ = [
+    "CholeskySolver",
+    "combine_kkt_terms",
+    "fairness_gradient",
+    "objective",
+    "relative_kkt_residual",
+    "scaled_gradient",
+    "solve_spd",
+]
 
 
-def relative_kkt_residual(y, grad, weights):
-    """The relative KKT residual of DESIGN.md for rows on the simplex.
+def fairness_gradient(y_bar, scaled_prior):
+    """β_k = λu_k / ȳ_k, minus the derivative of −λ Σ_k u_k ln ȳ_k in ȳ_k.
 
-    With the per-row scaled gradient G_ik (``grad``) and μ_i = Σ_k y_ik G_ik:
-    max_ik |y_ik (G_ik − μ_i)| / max(1, |μ_i|) over y_ik > 0, plus the dual
-    violation max_ik max(0, μ_i − G_ik) / max(1, |μ_i|) over y_ik = 0. Rows of
-    zero weight do not count. Returns a float (inf when G is not finite where
-    it counts).
+    ``scaled_prior`` is λu. β_k is 0 where λu_k = 0 (whatever ȳ_k) and +inf
+    where ȳ_k = 0 < λu_k (the objective is infinite there).
     """
-    mu = torch.where(y > 0, y * grad, 0.0).sum(dim=1, keepdim=True)
-    scale = mu.abs().clamp_min(1.0)
-    counted = (weights > 0)[:, None]
-    slack = torch.where(counted & (y > 0), y * (grad - mu), 0.0).abs() / scale
-    violation = torch.where(counted & (y == 0), (mu - grad).clamp_min(0.0),
-                            0.0) / scale
-    residual = float(slack.amax() + violation.amax())
-    return residual if math.isfinite(residual) else math.inf
+    safe = torch.where(y_bar > 0, y_bar, 1.0)
+    return torch.where(scaled_prior > 0,
+                       torch.where(y_bar > 0, scaled_prior / safe, math.inf), 0.0)
+
+
+def scaled_gradient(loss, probs, y, weights, scaled_prior):
+    """G_ik = ∂E/∂y_ik / w_i, the gradient in the scale of one row (DESIGN.md).
+
+    With uniform weights G = N ∂E/∂y: O(1) for the cross-entropy part and
+    O(λ) for the fairness part,
+
+    * reverse cross-entropy (entropy-clustering eq. 14):
+      G_ik = −σ_ik / y_ik − λu_k / ȳ_k,
+    * collision cross-entropy (collision eq. 12):
+      G_ik = −σ_ik / σ_i·y_i − λu_k / ȳ_k,
+
+    with −σ_ik/(·) read as 0 where σ_ik = 0 and as −inf where σ_ik > 0 meets a
+    zero denominator (the objective is infinite there).
+
+    Parameters
+    ----------
+    loss : {"reverse", "collision"}
+    probs, y : torch.Tensor of shape (n_samples, n_classes)
+        σ and the pseudo-labels.
+    weights : torch.Tensor of shape (n_samples,)
+        Row weights w summing to one.
+    scaled_prior : torch.Tensor of shape (n_classes,)
+        λu.
+
+    Returns
+    -------
+    grad : torch.Tensor of shape (n_samples, n_classes)
+    """
+    fair = fairness_gradient(weights @ y, scaled_prior)
+    denominator = y if loss == "reverse" else (probs * y).sum(dim=1, keepdim=True)
+    cross_entropy = torch.where(probs > 0, probs / denominator, 0.0)
+    return -cross_entropy - fair
+
+
+def objective(loss, probs, y, weights, scaled_prior):
+    """E(y) or E₂(y) of the module docstring, a 0-dim tensor (``scaled_prior`` = λu).
+
+    +inf outside the domain (y_ik = 0 < σ_ik for the reverse cross-entropy,
+    σ_i·y_i = 0 for the collision one, ȳ_k = 0 < λu_k), never NaN for y ≥ 0;
+    rows of zero weight do not count.
+    """
+    if loss == "reverse":
+        per_row = -torch.special.xlogy(probs, y).sum(dim=1)
+    else:
+        per_row = -torch.log((probs * y).sum(dim=1))
+    cross_entropy = torch.where(weights > 0, weights * per_row, 0.0).sum()
+    return cross_entropy - torch.special.xlogy(scaled_prior, weights @ y).sum()
+
+
+def relative_kkt_residual(y, grad, weights=None, mu=None):
+    """The sound relative KKT residual of DESIGN.md for rows on the simplex.
+
+    With the per-row scaled gradient G_ik (``grad``, see
+    :func:`scaled_gradient`) and μ_i = Σ_k y_ik G_ik, the residual is ::
+
+        max_ik |y_ik (G_ik − μ_i)| / max(1, |μ_i|)
+        + max_ik max(0, μ_i − G_ik) / max(1, |μ_i|),
+
+    complementarity plus dual feasibility of the constraints y ≥ 0, Σ_k y_ik = 1
+    (the multiplier of y_ik ≥ 0 is G_ik − μ_i). The dual feasibility is checked
+    on **every** entry, not only on exact zeros: an entry that should be large
+    but sits at 1e-12 (G_ik well below μ_i) has a complementarity of 1e-12 yet
+    violates dual feasibility by O(1), so the point is rejected. On a positive
+    entry that is still growing towards a small optimum the dual term is
+    the complementarity term divided by y_ik. The residual is 0 exactly at a
+    minimum (both problems are convex).
+
+    Parameters
+    ----------
+    y, grad : torch.Tensor of shape (n_samples, n_classes)
+        The pseudo-labels and G at them.
+    weights : torch.Tensor of shape (n_samples,), default=None
+        Row weights: rows of zero weight do not count. ``None`` counts every
+        row.
+    mu : torch.Tensor of shape (n_samples, 1), default=None
+        μ_i if the caller has it already; ``None`` computes it.
+
+    Returns
+    -------
+    residual : float
+        ``inf`` where G is not finite on an entry that counts (a point of
+        infinite objective).
+    """
+    if mu is None:
+        mu = torch.where(y > 0, y * grad, 0.0).sum(dim=1, keepdim=True)
+    # the multipliers of y ≥ 0, relative to the scale of the row; G_ik = +inf
+    # (an entry that must stay zero) gives a multiplier +inf and no slack
+    reduced = (grad - mu) / mu.abs().clamp_min(1.0)
+    slack = torch.where(y > 0, y * reduced, 0.0)
+    counted = None if weights is None else weights > 0
+    return combine_kkt_terms(slack, reduced, counted)
+
+
+def combine_kkt_terms(slack, reduced, counted=None):
+    """The residual of :func:`relative_kkt_residual` from its two terms.
+
+    ``reduced`` holds the relative multipliers r_ik = (G_ik − μ_i) / max(1, |μ_i|)
+    and ``slack`` the complementarity y_ik r_ik (0 where y_ik = 0); the
+    residual is max_ik |y_ik r_ik| + max_ik max(0, −r_ik) over the rows where
+    ``counted`` (shape (n_samples,), ``None``: every row) is true. Solvers that
+    have r from their own update (the reverse EM) call this directly. One host
+    synchronization; ``inf`` where a term is not finite.
+    """
+    if counted is not None and not bool(counted.all()):
+        slack = torch.where(counted[:, None], slack, 0.0)
+        reduced = torch.where(counted[:, None], reduced, 0.0)
+    low, high = torch.aminmax(slack)
+    extremes = torch.stack((low, high, reduced.amin())).tolist()
+    if not all(map(math.isfinite, extremes)):
+        return math.inf  # NaN or ±inf: the point has an infinite objective
+    low, high, least = extremes
+    return max(high, -low) + max(0.0, -least)
 
 
 class CholeskySolver:

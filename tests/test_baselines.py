@@ -174,6 +174,61 @@ def test_balanced_rounding_fills_capacities_and_keeps_free_argmaxes():
     assert float(column[kept].min()) >= float(column[~kept & (argmax == 0)].max())
 
 
+def test_sinkhorn_integer_weights_count_as_repeated_rows():
+    # row 0 of weight 5 fills cluster 0 with its weight, as its 5 copies do;
+    # counting rows (3 and 3) gave the clusters weights 7 and 3
+    logits = torch.tensor([[3.0, 0.0], [1.0, 0.0], [0.9, 0.0], [0.8, 0.0],
+                           [0.7, 0.0], [0.6, 0.0]], dtype=torch.float64)
+    log_probs = torch.log_softmax(logits, dim=1)
+    weight = torch.tensor([5, 1, 1, 1, 1, 1])
+    labels = sinkhorn_labels(log_probs, sample_weight=weight.double(), tol=1e-10,
+                             max_iter=10_000)
+    repeated = sinkhorn_labels(log_probs.repeat_interleave(weight, dim=0),
+                               tol=1e-10, max_iter=10_000)
+    assert_array_equal(labels.repeat_interleave(weight).numpy(), repeated.numpy())
+    shares = torch.bincount(labels, weights=weight.double(), minlength=2) / 10
+    assert shares.tolist() == [0.5, 0.5]
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_sinkhorn_weighted_rows_against_repeated_rows(seed):
+    # integer weights 1 to 4: each cluster's weight misses round(W u_k) by
+    # less than the largest weight (a row whose copies the repeated rows
+    # would split goes whole to one cluster), and the labels are those of
+    # the repeated rows on nearly every copy
+    generator = torch.Generator().manual_seed(seed)
+    log_probs = torch.log_softmax(
+        2.0 * torch.randn(60, 4, generator=generator, dtype=torch.float64), dim=1)
+    weight = torch.randint(1, 5, (60,), generator=generator)
+    prior = torch.tensor([0.4, 0.3, 0.2, 0.1], dtype=torch.float64)
+    labels = sinkhorn_labels(log_probs, prior=prior, sample_weight=weight.double(),
+                             tol=1e-10, max_iter=10_000)
+    repeated = sinkhorn_labels(log_probs.repeat_interleave(weight, dim=0),
+                               prior=prior, tol=1e-10, max_iter=10_000)
+    totals = torch.bincount(labels, weights=weight.double(), minlength=4)
+    sizes = torch.bincount(repeated, minlength=4).double()  # round(W u_k)
+    assert float((totals - sizes).abs().max()) < int(weight.max())
+    agree = (labels.repeat_interleave(weight) == repeated).double().mean()
+    assert float(agree) >= 0.95
+
+
+def test_balanced_rounding_with_weights_fills_capacities_in_weight():
+    scores = random_log_probs(300, 4, seed=8)
+    scores[:, 0] += 3.0
+    weight = torch.randint(1, 4, (300,), generator=torch.Generator().manual_seed(9))
+    total = int(weight.sum())
+    capacities = torch.tensor([total // 2, total // 4, total // 8])
+    capacities = torch.cat([capacities, torch.tensor([total - capacities.sum()])])
+    labels = balanced_rounding(scores, capacities, weight.double())
+    totals = torch.bincount(labels, weights=weight.double(), minlength=4)
+    assert float((totals - capacities).abs().max()) < 3
+    # unit weights: exactly the capacities, as without weights
+    unit = balanced_rounding(scores, torch.tensor([150, 100, 40, 10]),
+                             torch.ones(300, dtype=torch.float64))
+    assert_array_equal(unit.numpy(), balanced_rounding(
+        scores, torch.tensor([150, 100, 40, 10])).numpy())
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_sinkhorn_is_stable_with_many_clusters_and_extreme_predictions(dtype):
     n_samples, n_classes = 1000, 2000

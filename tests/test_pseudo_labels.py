@@ -18,6 +18,7 @@ import torch
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from skentropy._solver_baselines import kkt_residual as reference_kkt_residual
 from skentropy._solver_baselines import projected_gradient, structured_newton
 from skentropy.pseudo_labels import (
     collision_ce_labels,
@@ -370,6 +371,65 @@ def test_large_fairness_weight_matches_prior(loss):
     np.testing.assert_allclose(weighted_mean(labels), prior, atol=1e-3)
 
 
+@pytest.mark.parametrize("tol", [1e-2, 1e-4])
+@pytest.mark.parametrize("kind", ["soft", "exact_zeros", "peaked"])
+@pytest.mark.parametrize("loss", LOSSES)
+def test_em_method_meets_its_tolerance(loss, kind, tol):
+    # method="em", the estimators' solver (em_tol=1e-2), stops on the same
+    # certificate; the plain reverse EM reads it from its own update
+    rng = np.random.default_rng(28)
+    if kind == "peaked":
+        probs = softmax_probs(rng, 250, 10, scale=10.0)
+    else:
+        probs = make_probs(kind, rng, 250, 10)
+    weights = rng.uniform(0.5, 2.0, size=250)
+    weights[:10] = 0.0
+    problem = dict(prior=increasing_prior(10), fairness_weight=100.0,
+                   sample_weight=weights)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        labels = SOLVERS[loss](probs, method="em", tol=tol, **problem)
+    assert_solved(loss, probs, labels, tol=tol, **problem)
+
+
+@pytest.mark.parametrize("fairness_weight", [1e-8, 1e-20, 1e-299])
+@pytest.mark.parametrize("tol", [1e-2, 1e-6])
+def test_collision_em_with_a_tiny_fairness_weight(fairness_weight, tol):
+    # the M-step's denominators A + 1 − σ_k/x for A = O(λ) far below the
+    # resolution of 1 + A: rows tied at their largest σ (no cost to split)
+    # and the others keep positive entries (ȳ_k = 0 made E₂ infinite)
+    probs = np.array([[0.5, 0.5], [0.5, 0.5], [0.6, 0.4], [0.3, 0.7]])
+    problem = dict(prior=np.array([0.25, 0.75]), fairness_weight=fairness_weight)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        labels = collision_ce_labels(probs, method="em", tol=tol, **problem)
+    assert_solved("collision", probs, labels, tol=tol, **problem)
+    assert (labels > 0).all()
+
+
+@pytest.mark.parametrize("fairness_weight", [1.0, 100.0, 1e4])
+@pytest.mark.parametrize("kind, n_samples, n_classes",
+                         [("one_hot", 40, 20), ("one_hot", 2000, 200),
+                          ("exact_zeros", 8, 200), ("peaked", 250, 50)])
+def test_reverse_solver_passes_kinks_of_its_dual(kind, n_samples, n_classes,
+                                                 fairness_weight):
+    # σ_ik = 0 classes that tie at the top multiplier of a row, and peaked σ
+    # whose tiny entries act alike, put kinks at the optimum of the reverse
+    # dual: its Newton method circles them and EM creeps (before the Newton
+    # fallback: 500 to 3,600 iterations, some not converged at max_iter=1000)
+    rng = np.random.default_rng(27)
+    if kind == "peaked":
+        probs = softmax_probs(rng, n_samples, n_classes, scale=30.0)
+    else:
+        probs = make_probs(kind, rng, n_samples, n_classes)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        labels, n_iter = reverse_ce_labels(probs, fairness_weight=fairness_weight,
+                                           return_n_iter=True)
+    assert_solved("reverse", probs, labels, fairness_weight=fairness_weight)
+    assert n_iter <= 300
+
+
 @pytest.mark.parametrize("fairness_weight", [0.0, 100.0])
 @pytest.mark.parametrize("loss", LOSSES)
 def test_all_rows_one_hot_at_the_same_class(loss, fairness_weight):
@@ -568,6 +628,76 @@ def test_kkt_residual_detects_non_optimal_labels():
         assert residual(loss, probs, probs.copy(), fairness_weight=100.0) > 1e-3
         assert residual(loss, probs, np.full_like(probs, 0.2)) > 1e-3
     assert residual("reverse", probs, probs.copy(), fairness_weight=0.0) <= 1e-12
+
+
+def test_kkt_residual_rejects_a_tiny_entry_that_should_be_large():
+    # DESIGN.md's example: the collision objective is 2.996 here against an
+    # optimum of 0.799, yet the complementarity y_ik (G_ik − μ_i) of every
+    # entry is at most 4e-12. The dual feasibility G_ik ≥ μ_i fails by O(1)
+    # on the entries at 1e-12; checked on exact zeros only it passed.
+    probs = np.array([[0.9, 0.1], [0.1, 0.9]])
+    labels = np.array([[1e-12, 1.0 - 1e-12], [1.0 - 1e-12, 1e-12]])
+    problem = dict(fairness_weight=1.0)
+    assert residual("collision", probs, labels, **problem) > 1.0
+    assert objective("collision", probs, labels, **problem) > 2.99
+    optimum = collision_ce_labels(probs, **problem)
+    assert residual("collision", probs, optimum, **problem) <= TOL
+    assert objective("collision", probs, optimum, **problem) < 0.8
+
+
+def test_kkt_residual_rejects_one_row_at_the_wrong_vertex():
+    # The same among 1000 optimal rows: one row one-hot at its smaller σ, with
+    # 1e-12 left at its larger one. One-hot rows have no complementarity, so
+    # only the dual violation of that entry (G_ik far below μ_i) can tell.
+    probs = np.repeat([[0.9, 0.1], [0.1, 0.9]], 500, axis=0)
+    problem = dict(fairness_weight=1.0)
+    optimum = collision_ce_labels(probs, **problem)
+    np.testing.assert_allclose(optimum, np.eye(2)[probs.argmax(axis=1)], atol=1e-9)
+    wrong = optimum.copy()
+    wrong[0] = [1e-12, 1.0 - 1e-12]
+    assert objective("collision", probs, wrong, **problem) > objective(
+        "collision", probs, optimum, **problem)
+    assert residual("collision", probs, wrong, **problem) > 1.0
+
+
+def test_kkt_residual_rejects_a_zero_class_entry_shrunk():
+    # Reverse loss: all rows predict class 0 (σ = e_0), so fairness gives
+    # class 1 its mass through σ = 0 entries, where G_ik = −λu_k/ȳ_k does not
+    # depend on y_ik. Shrinking that entry of one row to 1e-12 leaves the
+    # complementarity of the row near zero (the row becomes e_0) but makes
+    # the point worse: G_i1 − μ_i = −(1/y_i0 − 1) < 0.
+    probs = np.eye(2)[np.zeros(1000, dtype=int)]
+    problem = dict(prior=increasing_prior(2), fairness_weight=1.0)
+    optimum = reverse_ce_labels(probs, **problem)
+    assert residual("reverse", probs, optimum, **problem) <= TOL
+    assert optimum[0, 1] > 0.1
+    shrunk = optimum.copy()
+    shrunk[0] = [1.0 - 1e-12, 1e-12]
+    assert objective("reverse", probs, shrunk, **problem) > objective(
+        "reverse", probs, optimum, **problem)
+    assert residual("reverse", probs, shrunk, **problem) > 0.1
+
+
+@pytest.mark.parametrize("loss", LOSSES)
+def test_kkt_residual_agrees_with_the_reference_implementation(loss):
+    # the library's certificate against the independent one of the reference
+    # solvers, on points with tiny entries, exact zeros, weights and a prior
+    rng = np.random.default_rng(26)
+    probs = make_probs("exact_zeros", rng, 30, 6)
+    labels = rng.dirichlet(np.full(6, 0.3), size=30)
+    labels[labels < 1e-3] = 1e-12
+    labels[:3, 1] = 0.0
+    labels /= labels.sum(axis=1, keepdims=True)
+    weights = rng.uniform(0.0, 2.0, size=30)
+    weights[:2] = 0.0
+    prior = increasing_prior(6)
+    for fairness_weight in (0.0, 1.0, 100.0):
+        sigma, w, u, lam = baseline_problem(probs, prior, fairness_weight, weights)
+        expected = reference_kkt_residual(loss, sigma, torch.as_tensor(labels), w, u,
+                                          lam)
+        value = residual(loss, probs, labels, prior=prior,
+                         fairness_weight=fairness_weight, sample_weight=weights)
+        assert value == pytest.approx(expected, rel=1e-9, abs=1e-15)
 
 
 # --------------------------------------------------------------------------

@@ -24,7 +24,7 @@ from skentropy._sinkhorn import sinkhorn_labels
 
 
 def sela_labels(log_probs, prior, sample_weight, *, power, tol, max_iter):
-    """One-hot y with ȳ ≈ u, by Sinkhorn-Knopp with σ detached (eq. 5)."""
+    """One-hot y with ȳ = u (rounded), by Sinkhorn-Knopp with σ detached (eq. 5)."""
     return sinkhorn_labels(
         log_probs.detach(),
         prior=prior,
@@ -416,9 +416,12 @@ class SeLaClustering(_BaseEntropyClustering):
     entropic optimal transport of Cuturi with cost −ln σ and entropy weight
     1/λ, solved by Sinkhorn-Knopp on log-scalings (stable for λ = 25, tiny σ
     and thousands of clusters), and each row is rounded to the cluster of its
-    largest transport mass, as Asano et al. do. The pseudo-labels are nearly,
-    not exactly, balanced. They are solved on every mini-batch, the papers'
-    "batch version"; Asano et al. solve on the whole data set a fixed number
+    largest transport mass, as Asano et al. do, up to a greedy rounding that
+    balances them exactly: cluster k gets round(n u_k) of the n rows of a
+    mini-batch (largest remainders), or, with integer ``sample_weight``, the
+    weight round(W u_k) that the rows repeated by their weights would give it
+    (within one row's weight where a row would have to be split). They are
+    solved on every mini-batch, the papers' "batch version"; Asano et al. solve on the whole data set a fixed number
     of times during training instead (``schedule="full"``, once per epoch).
     On standardized digits (10 clusters, random_state 0 to 2) the defaults
     reach a mean clustering accuracy of 0.72, 0.77 with ``gamma=0.01``;
