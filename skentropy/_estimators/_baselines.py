@@ -421,8 +421,9 @@ class SeLaClustering(_BaseEntropyClustering):
     mini-batch (largest remainders), or, with integer ``sample_weight``, the
     weight round(W u_k) that the rows repeated by their weights would give it
     (within one row's weight where a row would have to be split). They are
-    solved on every mini-batch, the papers' "batch version"; Asano et al. solve on the whole data set a fixed number
-    of times during training instead (``schedule="full"``, once per epoch).
+    solved on every mini-batch, the papers' "batch version"; Asano et al.
+    solve on the whole data set a fixed number of times during training
+    instead (``schedule="full"``, once per epoch).
     On standardized digits (10 clusters, random_state 0 to 2) the defaults
     reach a mean clustering accuracy of 0.72, 0.77 with ``gamma=0.01``;
     :class:`~sklearn.cluster.KMeans` with ``n_init=10`` reaches 0.59.
