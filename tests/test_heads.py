@@ -47,6 +47,11 @@ def linear_probs(X, coef, intercept):
     return softmax(X @ coef.T + intercept, axis=1)
 
 
+def standardized(X, state, prefix=""):
+    """X as a head sees it, z = (x − center) / scale, from its saved state."""
+    return (X - state[prefix + "center"]) / state[prefix + "scale"]
+
+
 # --- Norm-FC -----------------------------------------------------------------
 
 
@@ -82,7 +87,8 @@ def test_normfc_logits_are_cosines_to_unit_prototypes_over_temperature(
 @each_estimator
 def test_normfc_prototypes_stay_fixed_during_training(Estimator, digits):
     X, _ = digits
-    estimator = fit_quietly(make_fast(Estimator, head="normfc", max_iter=1), X)
+    one_head = {"head": "normfc", "n_heads": 1}
+    estimator = fit_quietly(make_fast(Estimator, max_iter=1, **one_head), X)
     prototypes = estimator.prototypes_.copy()
     projection = estimator.projection_coef_.copy()
     # More epochs (warm start), and more mini-batches (partial_fit).
@@ -91,7 +97,7 @@ def test_normfc_prototypes_stay_fixed_during_training(Estimator, digits):
     assert_array_equal(estimator.prototypes_, prototypes)
     assert not np.allclose(estimator.projection_coef_, projection)
     # A longer training from the same seed starts from the same prototypes.
-    longer = fit_quietly(make_fast(Estimator, head="normfc", max_iter=20), X)
+    longer = fit_quietly(make_fast(Estimator, max_iter=20, **one_head), X)
     assert_array_equal(longer.prototypes_, prototypes)
 
 
@@ -115,10 +121,12 @@ def test_normfc_margin_term_acts_on_the_projection(digits):
         make_fast(MaxMarginEntropyClustering, head="normfc", gamma=0.5), X
     )
     log_probs = torch.log(torch.as_tensor(estimator.predict_proba(X)))
+    # W acts on z = (x − x̄)/s: the W of the margin term is projection_coef_ · s
+    scale = np.sqrt(np.mean(np.sum((X - X.mean(axis=0)) ** 2, axis=1)))
     expected = (
         losses.decisiveness(log_probs)
         + losses.fairness(log_probs)
-        + 0.5 * losses.margin(torch.as_tensor(estimator.projection_coef_))
+        + 0.5 * losses.margin(torch.as_tensor(estimator.projection_coef_ * scale))
     )
     assert estimator.score(X) == pytest.approx(-expected.item(), rel=1e-6)
 
@@ -200,13 +208,15 @@ def test_n_heads_keeps_the_head_with_the_lowest_loss(Estimator, digits, head):
     probs = estimator.predict_proba(X)
     for index, state in enumerate(estimator._head_states):
         if head == "linear":
-            head_probs = linear_probs(X, state["weight"], state["bias"])
+            head_probs = linear_probs(
+                standardized(X, state), state["weight"], state["bias"]
+            )
         else:
             head_probs = softmax(
                 normfc_logits(
-                    X,
-                    state["weight"],
-                    state["bias"],
+                    standardized(X, state, "projection."),
+                    state["projection.weight"],
+                    state["projection.bias"],
                     state["prototypes"],
                     estimator.temperature,
                 ),
@@ -218,14 +228,20 @@ def test_n_heads_keeps_the_head_with_the_lowest_loss(Estimator, digits, head):
         else:
             assert not np.allclose(probs, head_probs, atol=1e-3)
     if head == "linear":
+        # coef_ and intercept_ act on X: v/s and b − v·x̄/s of the kept head
         best = estimator._head_states[estimator.best_head_]
-        assert_array_equal(estimator.coef_, best["weight"])
-        assert_array_equal(estimator.intercept_, best["bias"])
+        assert_allclose(estimator.coef_, best["weight"] / best["scale"])
+        assert_allclose(
+            estimator.intercept_,
+            best["bias"] - estimator.coef_ @ best["center"],
+            rtol=1e-7,
+            atol=1e-10,
+        )
 
 
 def test_one_head_has_one_head_loss(digits):
     X, _ = digits
-    estimator = fit_quietly(make_fast(EntropyClustering), X)
+    estimator = fit_quietly(make_fast(EntropyClustering, n_heads=1), X)
     assert estimator.best_head_ == 0
     assert_array_equal(estimator.head_losses_, [estimator.loss_curve_[-1]])
 

@@ -32,7 +32,7 @@ import torch
 from torch import nn
 
 
-def input_standardization(X, sample_weight, chunk_size=4096):
+def input_standardization(X, sample_weight, chunk_size=2**15):
     """Center and scale of the standardization z = (x − center) / scale of X.
 
     ``center`` is the weighted mean x̄ of the rows and ``scale`` the
@@ -52,8 +52,9 @@ def input_standardization(X, sample_weight, chunk_size=4096):
     sample_weight : ndarray of shape (n_samples,)
         Nonnegative weights of the rows, not all zero.
 
-    chunk_size : int, default=4096
-        Rows read at once.
+    chunk_size : int, default=32768
+        Entries read at once (at least one row), so that the float64 copies
+        of a chunk stay small next to X.
 
     Returns
     -------
@@ -64,8 +65,10 @@ def input_standardization(X, sample_weight, chunk_size=4096):
         The root-mean-square distance of the rows to ``center``; 1.0 when all
         rows of positive weight are equal.
     """
+    rows_per_chunk = max(1, chunk_size // max(1, X.shape[1]))
     chunks = [
-        slice(start, start + chunk_size) for start in range(0, X.shape[0], chunk_size)
+        slice(start, start + rows_per_chunk)
+        for start in range(0, X.shape[0], rows_per_chunk)
     ]
     total = float(np.sum(sample_weight, dtype=np.float64))
     center = sum(

@@ -67,7 +67,7 @@ class MaxMarginEntropyClustering(_BaseEntropyClustering):
     head : {"linear", "normfc"}, default="linear"
         {head}
 
-    n_heads : int, default=1
+    n_heads : int, default=5
         {n_heads}
 
     temperature : float, default=0.1
@@ -173,7 +173,7 @@ class MaxMarginEntropyClustering(_BaseEntropyClustering):
         tol=1e-4,
         n_iter_no_change=10,
         head="linear",
-        n_heads=1,
+        n_heads=5,
         temperature=0.1,
         semi_supervised=False,
         n_init=1,

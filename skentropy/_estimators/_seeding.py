@@ -58,6 +58,43 @@ def class_means(X, labels, sample_weight, n_clusters):
         return sums / totals[:, None]
 
 
+def match_seeds_to_prior(seeds, sample, prior):
+    """The seeds reordered so that larger cells go to clusters of larger u_k.
+
+    Cluster k is meant to hold the share u_k of the data (``prior``), but
+    k-means++ draws its seeds in a random order: the seed whose nearest-seed
+    cell holds the most rows of ``sample`` becomes the cluster of the largest
+    u_k, and so on down (ties keep the seeds' order).
+
+    Parameters
+    ----------
+    seeds : ndarray of shape (n_clusters, n_features)
+        One point per cluster.
+
+    sample : ndarray of shape (n_samples, n_features)
+        Rows of the data.
+
+    prior : array-like of shape (n_clusters,)
+        Target cluster proportions u.
+
+    Returns
+    -------
+    seeds : ndarray of shape (n_clusters, n_features)
+        The same points, reordered.
+    """
+    distances = (
+        np.square(sample).sum(axis=1)[:, None]
+        - 2 * sample @ seeds.T
+        + np.square(seeds).sum(axis=1)[None, :]
+    )
+    sizes = np.bincount(distances.argmin(axis=1), minlength=seeds.shape[0])
+    by_size = np.argsort(-sizes, kind="stable")
+    by_prior = np.argsort(-np.asarray(prior), kind="stable")
+    reordered = np.empty_like(seeds)
+    reordered[by_prior] = seeds[by_size]
+    return reordered
+
+
 def seed_heads(
     heads, X, labels, sample_weight, n_clusters, size, random_state, prior=None
 ):
@@ -87,6 +124,11 @@ def seed_heads(
         labeled = ~np.isnan(means[:, 0])
         for head_seeds in seeds:
             head_seeds[labeled] = means[labeled]
+    elif prior is not None:
+        seeds = [
+            match_seeds_to_prior(head_seeds, sample, prior)
+            for head_seeds, sample in zip(seeds, samples, strict=True)
+        ]
     for head, head_seeds, sample in zip(heads, seeds, samples, strict=True):
         head.reset_parameters(
             head_seeds, generator=generator, sample=sample, prior=prior

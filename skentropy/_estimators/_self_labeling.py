@@ -108,7 +108,7 @@ class EntropyClustering(_BaseEntropyClustering):
     n_iter_no_change : int, default=10
         {n_iter_no_change}
 
-    em_tol : float, default=1e-2
+    em_tol : float, default=5e-2
         Tolerance of the pseudo-label EM: the relative KKT residual at which it
         stops (``tol`` of :func:`~skentropy.pseudo_labels.reverse_ce_labels` with
         ``method="em"``).
@@ -119,7 +119,7 @@ class EntropyClustering(_BaseEntropyClustering):
     head : {"linear", "normfc"}, default="linear"
         {head}
 
-    n_heads : int, default=1
+    n_heads : int, default=5
         {n_heads}
 
     temperature : float, default=0.1
@@ -228,10 +228,10 @@ class EntropyClustering(_BaseEntropyClustering):
         weight_decay=0.0,
         tol=1e-4,
         n_iter_no_change=10,
-        em_tol=1e-2,
+        em_tol=5e-2,
         em_max_iter=1000,
         head="linear",
-        n_heads=1,
+        n_heads=5,
         temperature=0.1,
         semi_supervised=False,
         n_init=1,
@@ -338,7 +338,7 @@ class CollisionCEClustering(_BaseEntropyClustering):
     n_iter_no_change : int, default=10
         {n_iter_no_change}
 
-    em_tol : float, default=1e-2
+    em_tol : float, default=5e-2
         Tolerance of the pseudo-label EM: the relative KKT residual at which it
         stops (``tol`` of :func:`~skentropy.pseudo_labels.collision_ce_labels`
         with ``method="em"``).
@@ -349,7 +349,7 @@ class CollisionCEClustering(_BaseEntropyClustering):
     head : {"linear", "normfc"}, default="linear"
         {head}
 
-    n_heads : int, default=1
+    n_heads : int, default=5
         {n_heads}
 
     temperature : float, default=0.1
@@ -463,10 +463,10 @@ class CollisionCEClustering(_BaseEntropyClustering):
         weight_decay=0.0,
         tol=1e-4,
         n_iter_no_change=10,
-        em_tol=1e-2,
+        em_tol=5e-2,
         em_max_iter=1000,
         head="linear",
-        n_heads=1,
+        n_heads=5,
         temperature=0.1,
         semi_supervised=False,
         n_init=1,

@@ -87,16 +87,17 @@ class ShallowTrainer(Trainer):
         for head in heads:
             head.standardize(center, scale)
         size = init_size(estimator.batch_size, estimator.n_clusters)
-        generator = seed_heads(
-            heads,
-            X,
-            labels,
-            sample_weight,
-            estimator.n_clusters,
-            size,
-            random_state,
-            prior=check_prior(estimator.prior, estimator.n_clusters),
-        )
+        with one_thread():  # small operations, as in the training steps
+            generator = seed_heads(
+                heads,
+                X,
+                labels,
+                sample_weight,
+                estimator.n_clusters,
+                size,
+                random_state,
+                prior=check_prior(estimator.prior, estimator.n_clusters),
+            )
         return ShallowModel(heads, generator)
 
     def continued_model(self, data, random_state, device):
