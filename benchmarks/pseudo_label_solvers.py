@@ -15,9 +15,9 @@ same relative KKT tolerance (:func:`skentropy.pseudo_labels.kkt_residual`,
   algorithm accelerated by SQUAREM (what the estimators run per mini-batch,
   there with a loose tolerance);
 * ``newton``: structured Newton (primal-dual interior point, one K×K solve per
-  step), ``skentropy._solver_baselines.structured_newton``;
+  step), ``skentropy._reference_solvers.structured_newton``;
 * ``projected gradient``: FISTA with backtracking and restarts,
-  ``skentropy._solver_baselines.projected_gradient``.
+  ``skentropy._reference_solvers.projected_gradient``.
 
 Reported per solver: iterations (each solver's own unit: library iterations
 as its ``n_iter``, Newton steps, gradient steps), the median wall-clock time
@@ -50,7 +50,7 @@ import warnings
 
 import torch
 
-from skentropy._solver_baselines import projected_gradient, structured_newton
+from skentropy._reference_solvers import projected_gradient, structured_newton
 from skentropy.pseudo_labels import (
     collision_ce_labels,
     collision_ce_objective,

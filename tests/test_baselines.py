@@ -1,8 +1,8 @@
 """Tests of the baseline estimators MI-GD, SeLa and MI-ADM and their solvers.
 
-The solvers live in private modules: ``skentropy._sinkhorn`` (SeLa's balanced
-hard labels, eq. 5) is checked against the marginals it must match and
-against POT; ``skentropy._forward_labels`` (MI-ADM's pseudo-labels, eq. 6)
+The solvers live in private modules: ``skentropy.pseudo_labels._sinkhorn``
+(SeLa's balanced hard labels, eq. 5) is checked against the marginals it must match and
+against POT; ``skentropy.pseudo_labels._forward_kl`` (MI-ADM's pseudo-labels, eq. 6)
 against the relative KKT residual of DESIGN.md and against cvxpy.
 """
 
@@ -20,13 +20,17 @@ from sklearn.metrics import adjusted_rand_score
 from sklearn.preprocessing import StandardScaler
 
 from skentropy import MIADMClustering, MIGDClustering, SeLaClustering
-from skentropy._forward_labels import (
+from skentropy.metrics import clustering_accuracy
+from skentropy.pseudo_labels._forward_kl import (
     forward_kl_kkt_residual,
     forward_kl_labels,
     forward_kl_objective,
 )
-from skentropy._sinkhorn import balanced_rounding, log_sinkhorn, sinkhorn_labels
-from skentropy.metrics import clustering_accuracy
+from skentropy.pseudo_labels._sinkhorn import (
+    balanced_rounding,
+    log_sinkhorn,
+    sinkhorn_labels,
+)
 
 BASELINES = (MIGDClustering, SeLaClustering, MIADMClustering)
 

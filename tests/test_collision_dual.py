@@ -1,4 +1,4 @@
-"""Tests of the exact collision pseudo-label solver ``skentropy._collision_dual``.
+"""Tests of the exact collision solver ``skentropy.pseudo_labels._collision_dual``.
 
 The solver is judged by the relative KKT residual of
 :func:`skentropy.pseudo_labels.kkt_residual` (the library's stopping rule) on a
@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 import torch
 
-from skentropy._collision_dual import solve_collision_dual
 from skentropy.pseudo_labels import collision_ce_objective, kkt_residual
+from skentropy.pseudo_labels._collision_dual import solve_collision_dual
 
 TOL = 1e-6
 REL_OBJECTIVE = 1e-6

@@ -4,7 +4,7 @@ The public solvers of :mod:`skentropy.pseudo_labels` call it where their duals
 have kinks and are judged in ``tests/test_pseudo_labels.py``; here it is run
 alone on such problems and judged by the library's KKT rule
 (:func:`skentropy.pseudo_labels.kkt_residual`) and by the objective that the
-independent reference solver (``skentropy._solver_baselines``) reaches. The
+independent reference solver (``skentropy._reference_solvers``) reaches. The
 library must not depend on the reference solvers that judge it.
 """
 
@@ -15,13 +15,13 @@ import numpy as np
 import pytest
 import torch
 
-from skentropy._newton_fallback import newton_fallback
-from skentropy._solver_baselines import structured_newton
+from skentropy._reference_solvers import structured_newton
 from skentropy.pseudo_labels import (
     collision_ce_objective,
     kkt_residual,
     reverse_ce_objective,
 )
+from skentropy.pseudo_labels._newton_fallback import newton_fallback
 
 OBJECTIVES = {"reverse": reverse_ce_objective, "collision": collision_ce_objective}
 TOL = 1e-6
@@ -96,14 +96,14 @@ def test_library_does_not_import_the_reference_solvers():
     script = """
 import importlib, pkgutil, sys
 import skentropy
-for module in pkgutil.iter_modules(skentropy.__path__):
-    if module.name == "_solver_baselines":
+for module in pkgutil.walk_packages(skentropy.__path__, "skentropy."):
+    if module.name == "skentropy._reference_solvers":
         continue
     try:
-        importlib.import_module("skentropy." + module.name)
+        importlib.import_module(module.name)
     except ImportError:
         pass
-print("skentropy._solver_baselines" in sys.modules)
+print("skentropy._reference_solvers" in sys.modules)
 """
     result = subprocess.run([sys.executable, "-c", script], capture_output=True,
                             text=True, timeout=300, check=True)

@@ -4,7 +4,7 @@ A solver result is judged as the design says: by the relative KKT residual of
 :func:`~skentropy.pseudo_labels.kkt_residual` (the solvers' own stopping
 rule), and on problems small enough by the objective reached by an independent
 generic conic solver (cvxpy with CLARABEL) and by the baselines of
-``skentropy._solver_baselines``. The optimum of the collision problem need not
+``skentropy._reference_solvers``. The optimum of the collision problem need not
 be unique, so it is compared through objective values and ȳ (unique: the
 fairness term is strictly convex in ȳ), labels only where they are unique.
 """
@@ -18,8 +18,8 @@ import torch
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from skentropy._solver_baselines import kkt_residual as reference_kkt_residual
-from skentropy._solver_baselines import projected_gradient, structured_newton
+from skentropy._reference_solvers import kkt_residual as reference_kkt_residual
+from skentropy._reference_solvers import projected_gradient, structured_newton
 from skentropy.pseudo_labels import (
     collision_ce_labels,
     collision_ce_objective,

@@ -1,6 +1,6 @@
 """Tests of the dual Newton solver of the reverse pseudo-label problem.
 
-``skentropy._reverse_dual`` is a private module: the public
+``skentropy.pseudo_labels._reverse_dual`` is a private module: the public
 :func:`skentropy.pseudo_labels.reverse_ce_labels` calls it after SQUAREM-EM
 and is judged by ``tests/test_pseudo_labels.py``. Here its pieces are checked
 against their definitions: each row solution against the KKT conditions of
@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 import torch
 
-from skentropy._reverse_dual import _ReverseDual, solve_reverse_dual
 from skentropy.pseudo_labels import kkt_residual
+from skentropy.pseudo_labels._reverse_dual import _ReverseDual, solve_reverse_dual
 
 
 def make_problem(n_samples, n_classes, seed, zeros=False, fairness_weight=100.0):

@@ -5,8 +5,9 @@ entropy-clustering-kmeans-svm. Each is the shared base plus its mini-batch
 loss, a function of ln σ below (returned by its hook ``_mini_batch_loss``);
 the base adds the margin term γ‖v‖² (zero by default for MI-GD and SeLa, as
 in the original methods) and does the rest. Their pseudo-label solvers live
-in ``skentropy._sinkhorn`` and ``skentropy._forward_labels``. The fourth
-baseline, SeCu, has its own model (``skentropy._estimators._secu``).
+in ``skentropy.pseudo_labels._sinkhorn`` and
+``skentropy.pseudo_labels._forward_kl``. The fourth baseline, SeCu, has its
+own model (``skentropy._estimators._secu``).
 """
 
 import functools
@@ -19,8 +20,8 @@ from skentropy import losses
 from skentropy._estimators._base import _BaseEntropyClustering
 from skentropy._estimators._docstrings import fill_doc
 from skentropy._estimators._params import PSEUDO_LABEL_CONSTRAINTS
-from skentropy._forward_labels import forward_kl_labels
-from skentropy._sinkhorn import sinkhorn_labels
+from skentropy.pseudo_labels._forward_kl import forward_kl_labels
+from skentropy.pseudo_labels._sinkhorn import sinkhorn_labels
 
 
 def sela_labels(log_probs, prior, sample_weight, *, power, tol, max_iter):
@@ -677,7 +678,7 @@ class MIADMClustering(_BaseEntropyClustering):
     optimum is one-hot except for tied rows. It is solved to a relative KKT
     residual of ``em_tol`` by Newton's method on the K dual variables of an
     entropy-smoothed dual whose smoothing decreases to a tenth of ``em_tol``
-    (see ``skentropy._forward_labels``); Jabi et al. use an approximate
+    (see ``skentropy.pseudo_labels._forward_kl``); Jabi et al. use an approximate
     solver instead. As KL(ȳ‖u) tolerates nearly empty clusters, the
     pseudo-labels are less balanced than those of
     :class:`EntropyClustering`. On standardized digits (10 clusters,

@@ -13,7 +13,7 @@ collision cross-entropy (collision-cross-entropy eq. 12)
 Their objective (:func:`objective`), gradient (:func:`scaled_gradient`) and
 optimality certificate (:func:`relative_kkt_residual`) are written here once;
 every library solver stops on them. (The reference solvers of
-``skentropy._solver_baselines``, which judge the library, keep their own
+``skentropy._reference_solvers``, which judge the library, keep their own
 independent copies.) All functions work on float64 torch tensors and assume
 validated input.
 """

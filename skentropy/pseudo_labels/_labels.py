@@ -1,70 +1,35 @@
-"""Exact solvers for the soft pseudo-labels of self-labeling entropy clustering.
+"""The public entry points of :mod:`skentropy.pseudo_labels` and their checks.
 
-Given model predictions σ (N, K) with rows on the probability simplex, the
-self-labeling estimators solve on every mini-batch for pseudo-labels y (N, K)
-that minimize one of two convex problems over the product of simplices:
-
-reverse cross-entropy (entropy-clustering-kmeans-svm eq. 13-14)
-    E(y)  = −(1/N) Σ_ik σ_ik ln y_ik − λ Σ_k u_k ln ȳ_k
-
-collision cross-entropy (collision-cross-entropy eq. 11-12)
-    E₂(y) = −(1/N) Σ_i ln Σ_k σ_ik y_ik − λ Σ_k u_k ln ȳ_k
-
-with ȳ = (1/N) Σ_i y_i, u the target cluster proportions (``prior``) and λ the
-fairness weight. −λ Σ u ln ȳ equals λ KL(u‖ȳ) up to a constant ("strong
-fairness"). With ``sample_weight`` the means over rows become weighted means.
-
-Both problems are solved exactly, to a relative KKT residual (:func:`kkt_residual`)
-of at most ``tol``, with every step vectorized over rows:
-
-* reverse cross-entropy: the papers' EM algorithm (E-step eq. 16, M-step
-  eq. 17) accelerated by SQUAREM, then, if it has not converged, Newton's method
-  on the K dual variables β_k = λu_k/ȳ_k with a per-row one-dimensional root
-  (``skentropy._reverse_dual``), then, where that dual is not smooth, a
-  primal-dual Newton method (``skentropy._newton_fallback``) and EM again;
-* collision cross-entropy: Newton's method on its dual (per-row solutions on a
-  vertex or an edge of the simplex), a primal-dual interior point method on
-  candidate classes where the dual has kinks, restarted on the support of its
-  result, and the primal-dual Newton method as the last resort
-  (``skentropy._collision_dual``).
-
-``method="em"`` runs the papers' EM alone (collision eq. 14-17 with
-supplement C for the collision loss), accelerated by SQUAREM and warm-started
-from ``init``: the estimators use it with a loose tolerance (see their
-``em_tol``).
+:func:`reverse_ce_labels` and :func:`collision_ce_labels` solve the pseudo-label
+problems of the self-labeling estimators (see the package's docstring for the
+problems and the methods); :func:`reverse_ce_objective`,
+:func:`collision_ce_objective` and :func:`kkt_residual` evaluate a point.
 """
-
 import math
 import warnings
 
 import numpy as np
 import torch
 
-from skentropy._collision_dual import solve_collision_dual
-from skentropy._em import (
+from skentropy.pseudo_labels._collision_dual import solve_collision_dual
+from skentropy.pseudo_labels._em import (
     collision_ce_m_step,
     fairness_coefficients,
     reverse_ce_em,
     reverse_ce_m_step,
     squarem,
 )
-from skentropy._newton_fallback import newton_fallback
-from skentropy._reverse_dual import solve_reverse_dual
-from skentropy._solver_utils import objective, relative_kkt_residual, scaled_gradient
-
-__all__ = [
-    "collision_ce_labels",
-    "collision_ce_objective",
-    "kkt_residual",
-    "reverse_ce_labels",
-    "reverse_ce_objective",
-]
+from skentropy.pseudo_labels._newton_fallback import newton_fallback
+from skentropy.pseudo_labels._problem import (
+    objective,
+    relative_kkt_residual,
+    scaled_gradient,
+)
+from skentropy.pseudo_labels._reverse_dual import solve_reverse_dual
 
 # Share of the uniform distribution mixed into the warm start (1 − ε)σ + ε/K:
 # the EM updates are multiplicative, so an exact zero could never revive.
 _WARM_START_MIX = 1e-2
-# Rows of ``probs`` may deviate this much from summing to one (float32 softmax
-# rows are off by ~1e-7); they are renormalized before solving.
 # The reverse solver's schedule: SQUAREM-EM iterations before the dual
 # Newton method takes over, and that method's iteration cap.
 _EM_FIRST_ITER = 30
@@ -609,7 +574,7 @@ def _solve_reverse(problem, tol, max_iter):
     take mass in rows whose multipliers tie, e.g. classes that no row
     predicts) the dual Newton method circles its kink and EM creeps, as its
     multiplicative updates split a row's mass among tied classes only slowly:
-    the primal-dual Newton method of ``skentropy._newton_fallback``, which
+    the primal-dual Newton method of ``skentropy.pseudo_labels._newton_fallback``, which
     does not see the kink, finishes from the better of the two, and EM
     polishes what it leaves. Returns (y, iterations of all stages).
     """

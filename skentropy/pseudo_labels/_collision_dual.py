@@ -46,8 +46,8 @@ from typing import NamedTuple
 
 import torch
 
-from skentropy._newton_fallback import newton_fallback
-from skentropy._solver_utils import (
+from skentropy.pseudo_labels._newton_fallback import newton_fallback
+from skentropy.pseudo_labels._problem import (
     CholeskySolver,
     fairness_gradient,
     relative_kkt_residual,

@@ -14,7 +14,7 @@ import math
 
 import torch
 
-from skentropy._solver_utils import combine_kkt_terms
+from skentropy.pseudo_labels._problem import combine_kkt_terms
 
 # Newton iterations of the collision M-step root; the iteration is monotone and
 # quadratic near the root, so this cap is only reached on pathological input.
@@ -71,7 +71,7 @@ def reverse_ce_em(probs, weights, prior, fairness_weight, y, tol, max_iter):
     its extrapolation, objective and domain tests: from a warm start near the
     loose tolerances of the estimators, plain EM needs as many updates and far
     fewer operations. Before the third update the relative KKT residual of y
-    (the rule of :func:`skentropy._solver_utils.relative_kkt_residual` and
+    (the rule of :func:`skentropy.pseudo_labels._problem.relative_kkt_residual` and
     :func:`skentropy.pseudo_labels.kkt_residual`) is read, in one host
     synchronization, from the update itself. With β_k = λu_k/ȳ_k the scaled
     gradient is G_ik = −σ_ik/y_ik − β_k, and μ_i = Σ_k y_ik G_ik

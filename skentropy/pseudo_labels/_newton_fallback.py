@@ -1,17 +1,17 @@
-"""The library's last-resort solver of both pseudo-label problems: primal-dual Newton.
+"""The last-resort solver of both pseudo-label problems: primal-dual Newton.
 
 Both problems of :mod:`skentropy.pseudo_labels` are convex over the product of
-simplices; their fast solvers work on their duals (``skentropy._reverse_dual``,
-``skentropy._collision_dual``), which have kinks where a row's optimum spreads
+simplices; their fast solvers work on their duals (``_reverse_dual``,
+``_collision_dual``), which have kinks where a row's optimum spreads
 over several classes that σ or fairness tie (the reverse problem: classes with
 σ_ik = 0 tied at the top multiplier; the collision problem: one-hot rows with
 K ≫ N and a large λ, where its interior point method on candidate classes
 stalls). There a primal method that does not care about kinks finishes the
 solve: :func:`newton_fallback`, Newton's method with the structured Hessian
 and a primal-dual log barrier for y ≥ 0. It stops on the library's KKT rule
-(:func:`skentropy._solver_utils.relative_kkt_residual`).
+(:func:`skentropy.pseudo_labels._problem.relative_kkt_residual`).
 
-The reference solvers of ``skentropy._solver_baselines``, which the tests and
+The reference solvers of ``skentropy._reference_solvers``, which the tests and
 the benchmark use to judge the library, include an independent version of the
 same method; the library never calls them.
 """
@@ -20,7 +20,11 @@ import math
 
 import torch
 
-from skentropy._solver_utils import objective, relative_kkt_residual, scaled_gradient
+from skentropy.pseudo_labels._problem import (
+    objective,
+    relative_kkt_residual,
+    scaled_gradient,
+)
 
 __all__ = ["newton_fallback"]
 

@@ -34,10 +34,10 @@ rows of zero weight are not solved for (they keep the starting point).
 
 Independence. This module is a judge of the library, so it imports nothing
 from it: its objective, gradient and KKT residual are written here from
-DESIGN.md, separately from the library's (``skentropy._solver_utils``), and
+DESIGN.md, separately from the library's (``skentropy.pseudo_labels._problem``), and
 the tests check that the two residuals agree. No library module imports this
 one; the library's own last-resort Newton method lives in
-``skentropy._newton_fallback``.
+``skentropy.pseudo_labels._newton_fallback``.
 """
 
 import math

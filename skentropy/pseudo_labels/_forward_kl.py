@@ -39,7 +39,7 @@ import math
 
 import torch
 
-from skentropy._solver_utils import relative_kkt_residual, solve_spd
+from skentropy.pseudo_labels._problem import relative_kkt_residual, solve_spd
 
 __all__ = ["forward_kl_kkt_residual", "forward_kl_labels", "forward_kl_objective"]
 

@@ -33,7 +33,11 @@ import math
 
 import torch
 
-from skentropy._solver_utils import relative_kkt_residual, scaled_gradient, solve_spd
+from skentropy.pseudo_labels._problem import (
+    relative_kkt_residual,
+    scaled_gradient,
+    solve_spd,
+)
 
 __all__ = ["solve_reverse_dual"]
 
@@ -89,7 +93,7 @@ def solve_reverse_dual(probs, weights, prior, fairness_weight, tol=1e-6,
         whose σ_ik = 0 classes tie at the top multiplier (the row may split
         its rest among them in any proportions, and D has a kink), or peaked
         σ whose tiny entries act alike. The caller then finishes with the
-        primal-dual Newton method of ``skentropy._newton_fallback``, which
+        primal-dual Newton method of ``skentropy.pseudo_labels._newton_fallback``, which
         does not see the kink.
 
     Notes
