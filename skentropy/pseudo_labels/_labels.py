@@ -11,6 +11,7 @@ import warnings
 import numpy as np
 import torch
 
+from skentropy._prior import check_prior
 from skentropy.pseudo_labels._collision_dual import solve_collision_dual
 from skentropy.pseudo_labels._em import (
     collision_ce_m_step,
@@ -412,9 +413,9 @@ class _Problem:
             prior64 = torch.full((n_classes,), 1.0 / n_classes, dtype=torch.float64,
                                  device=device)
         else:
-            prior64 = torch.as_tensor(prior, device=device).to(torch.float64)
             if check:
-                _check_prior(prior64, n_classes)
+                check_prior(prior, n_classes, positive=False)
+            prior64 = torch.as_tensor(prior, device=device).to(torch.float64)
             prior64 = prior64 / prior64.sum()
         if sample_weight is None:
             weights = torch.full((n_samples,), 1.0 / n_samples, dtype=torch.float64,
@@ -660,16 +661,6 @@ def _check_probs(raw, probs, name="probs", shape=None):
     if gap > atol:
         raise ValueError(f"Rows of {name} must sum to one (probability simplex); "
                          f"the largest deviation is {float(gap):.3g} > {atol:g}.")
-
-
-def _check_prior(prior, n_classes):
-    if prior.shape != (n_classes,):
-        raise ValueError(f"prior must have shape ({n_classes},) to match the number "
-                         f"of classes, got {tuple(prior.shape)}.")
-    if not bool(torch.isfinite(prior).all()) or bool((prior < 0).any()):
-        raise ValueError("prior must contain finite non-negative proportions.")
-    if abs(float(prior.sum()) - 1.0) > 1e-6:
-        raise ValueError(f"prior must sum to one, got {float(prior.sum()):.6g}.")
 
 
 def _check_sample_weight(weights, n_samples):
