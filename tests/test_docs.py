@@ -150,10 +150,14 @@ def test_weak_supervision_helps():
     assert all(b > a for a, b in zip(accuracies, accuracies[1:], strict=False))
 
 
-def test_compare_estimators_all_find_the_blobs():
+def test_compare_estimators_find_the_blobs_except_migd():
     run = run_example("plot_compare_estimators")
-    assert set(run["scores"]) == set(run["estimators"])
-    assert min(run["scores"].values()) > 0.85
+    scores = run["scores"]
+    assert set(scores) == set(run["estimators"])
+    # What the example's closing text says: MIGD's single start merges two
+    # blobs here; every other estimator, with its defaults, finds them.
+    assert scores.pop("MIGDClustering") < 0.85
+    assert min(scores.values()) > 0.85
 
 
 # -- The plotting helper ------------------------------------------------------
