@@ -36,6 +36,7 @@ Usage, from the repository root::
 """
 
 import argparse
+import ast
 import numbers
 import os
 import time
@@ -252,10 +253,10 @@ def run_set(name, args):
     """Print the tables of one set; return its summary row."""
     start = time.perf_counter()
     X, y, description = load(name, args)
-    estimator = getattr(skentropy, args.estimator)(random_state=0)
+    estimator = getattr(skentropy, args.estimator)(random_state=0, **args.params)
     print(
         f"\n### {name}: {X.shape[0]} × {X.shape[1]}, {description}, "
-        f"{args.estimator}, {len(np.unique(y))} classes\n",
+        f"{args.estimator}({args.params_text}), {len(np.unique(y))} classes\n",
         flush=True,
     )
     result, silhouettes = choose_k(estimator, X, args)
@@ -300,9 +301,9 @@ def run_set(name, args):
 
 def print_summary(rows, args):
     print(
-        f"\n### Summary ({args.estimator}; K among {args.candidates[0]}…"
-        f"{args.candidates[-1]}, truth {args.n_classes}; ACC / NMI of full fits, "
-        f"mean over {args.seeds} seeds)\n"
+        f"\n### Summary ({args.estimator}({args.params_text}); K among "
+        f"{args.candidates[0]}…{args.candidates[-1]}, truth {args.n_classes}; "
+        f"ACC / NMI of full fits, mean over {args.seeds} seeds)\n"
     )
     print(
         "| set | K stability | K silhouette (KMeans) | γ label-free | ACC / NMI "
@@ -344,6 +345,13 @@ def main(argv=None):
     parser.add_argument("--max-samples", type=int, default=2000, metavar="N")
     parser.add_argument("--estimator", default="EntropyClustering")
     parser.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="an estimator parameter (Python literal), e.g. --param n_heads=4",
+    )
+    parser.add_argument(
         "--candidates", type=int, nargs="+", default=list(range(5, 17)), metavar="K"
     )
     parser.add_argument(
@@ -365,6 +373,14 @@ def main(argv=None):
     if not hasattr(skentropy, args.estimator):
         parser.error(f"unknown --estimator {args.estimator}")
     args.candidates = sorted(args.candidates)
+    args.params = {}
+    for item in args.param:
+        name, _, value = item.partition("=")
+        try:
+            args.params[name] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            args.params[name] = value
+    args.params_text = ", ".join(f"{k}={v!r}" for k, v in args.params.items())
 
     warnings.simplefilter("ignore", ConvergenceWarning)
     print(f"load average at the start: {os.getloadavg()}; {os.cpu_count()} CPUs")
