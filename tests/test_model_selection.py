@@ -99,11 +99,14 @@ def test_stability_score_checks_input():
 
 
 def test_grid_search_without_labels_finds_the_number_of_blobs(blobs):
+    # error_score="raise": GridSearchCV would otherwise turn an exception of
+    # the scorer into a NaN score and a warning.
     search = GridSearchCV(
         fast_model(),
         {"n_clusters": [2, 3, 4, 5]},
         scoring=unsupervised_scorer,
         cv=2,
+        error_score="raise",
     ).fit(blobs)
     assert search.best_params_ == {"n_clusters": 3}
     assert search.cv_results_["mean_test_score"][1] > 0.9
@@ -128,21 +131,33 @@ def test_scorer_in_a_pipeline_refits_the_whole_pipeline(blobs):
         {"maxmarginentropyclustering__n_clusters": [2, 3, 4]},
         scoring=unsupervised_scorer,
         cv=2,
+        error_score="raise",
     ).fit(blobs)
     assert search.best_params_ == {"maxmarginentropyclustering__n_clusters": 3}
 
 
 def test_scorer_with_n_jobs_matches_one_job_and_pickles(blobs):
     grid = {"n_clusters": [2, 3], "gamma": [1e-4, 1e-3]}
-    scores = [
+    results = [
         GridSearchCV(
-            fast_model(), grid, scoring=unsupervised_scorer, cv=2, n_jobs=n_jobs
+            fast_model(),
+            grid,
+            scoring=unsupervised_scorer,
+            cv=2,
+            n_jobs=n_jobs,
+            error_score="raise",
         )
         .fit(blobs)
-        .cv_results_["mean_test_score"]
+        .cv_results_
         for n_jobs in (1, 2)
     ]
+    scores = [result["mean_test_score"] for result in results]
     np.testing.assert_array_equal(scores[0], scores[1])
+    # Real scores, not NaN: the settings with three clusters score high.
+    assert np.isfinite(scores[1]).all()
+    three = np.asarray(results[1]["param_n_clusters"]) == 3
+    assert three.sum() == 2
+    assert scores[1][three].min() > 0.9
     assert pickle.loads(pickle.dumps(unsupervised_scorer)) is unsupervised_scorer
 
 
@@ -159,6 +174,7 @@ def test_scorer_works_for_other_clusterers(blobs):
             blobs,
             scoring=unsupervised_scorer,
             cv=2,
+            error_score="raise",
         ).mean()
         for k in (2, 3, 4)
     }
