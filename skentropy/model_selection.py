@@ -326,12 +326,11 @@ def unsupervised_scorer(estimator, X, y=None):
     folds. With ``random_state=None`` it is random, as the fits are. The
     scorer keeps no state, so it works with ``n_jobs`` and pickles. The seed
     differs from the estimator's because two fits from the same seed share
-    their initialization, and then settle an ambiguous clustering the same
-    way: on four blobs at the corners of a square, the two ways of making
-    three clusters scored 0.90 to 0.98 with one seed for both fits, about as
-    high as the four true clusters, and 0.18 to 0.95 with two seeds
-    (measured with the estimators of 2026-12-05, then ``n_heads=1``; see
-    :ref:`model-selection`).
+    their initialization, and can then settle an ambiguous clustering the
+    same way: on four blobs at the corners of a square, with one head per
+    fit (``n_heads=1``), the two ways of making three clusters scored 0.90
+    to 0.98 with one seed for both fits, about as high as the four true
+    clusters, and 0.18 to 0.95 with two seeds (see :ref:`model-selection`).
 
     **When it fails.** Stability rewards clusterings that are reproducible,
     not ones that match a labeling: a coarse clustering that merges classes
