@@ -44,6 +44,8 @@ pseudo_labels
     Solvers for the soft pseudo-labels of the self-labeling losses.
 metrics
     Hungarian clustering accuracy and its scorer.
+model_selection
+    Label-free choice of the number of clusters and of parameters (stability).
 plotting
     Soft decision regions of 2-D clusterings (needs matplotlib).
 """
@@ -53,6 +55,7 @@ from skentropy import (
     feature_extraction,
     losses,
     metrics,
+    model_selection,
     nets,
     plotting,
     pseudo_labels,
@@ -85,6 +88,7 @@ __all__ = [
     "feature_extraction",
     "losses",
     "metrics",
+    "model_selection",
     "nets",
     "plotting",
     "pseudo_labels",

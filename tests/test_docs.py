@@ -160,6 +160,17 @@ def test_compare_estimators_find_the_blobs_except_migd():
     assert min(scores.values()) > 0.85
 
 
+def test_choose_k_and_gamma_without_labels():
+    """Stability picks K near the ten classes and a γ that labels would accept."""
+    run = run_example("plot_choose_k_and_gamma")
+    assert 8 <= run["result"].n_clusters <= 12
+    stability, accuracy = run["stability"], run["accuracy"]
+    # The γ chosen without labels loses little held-out accuracy, and the
+    # largest γ, which empties clusters, is not chosen.
+    assert accuracy[np.argmax(stability)] > accuracy.max() - 0.05
+    assert stability[-1] < stability.max()
+
+
 # -- The plotting helper ------------------------------------------------------
 
 

@@ -29,6 +29,7 @@ PUBLIC_MODULES = [
     "skentropy.feature_extraction",
     "skentropy.losses",
     "skentropy.metrics",
+    "skentropy.model_selection",
     "skentropy.nets",
     "skentropy.plotting",
     "skentropy.pseudo_labels",
@@ -93,6 +94,7 @@ def test_public_objects_are_found():
     assert sum(path.endswith(".partial_fit") for path in PUBLIC_OBJECTS) == 2
     assert "skentropy.losses.max_margin_entropy" in PUBLIC_OBJECTS
     assert "skentropy.SeCuClustering.score" in PUBLIC_OBJECTS
+    assert "skentropy.model_selection.select_n_clusters" in PUBLIC_OBJECTS
     assert set(EXEMPT) <= set(PUBLIC_OBJECTS)
 
 

@@ -1,0 +1,646 @@
+"""Label-free model selection: how many clusters, and which ``gamma``.
+
+Without labels, a clusterer's own loss cannot compare settings: the loss of
+the softmax estimators contains γ‖v‖² and λ, so their ``score`` prefers a
+small ``gamma`` whatever the data, and losses of different ``n_clusters`` or
+estimators are not on one scale. What can be compared is whether a setting
+finds the *same* clusters on new data. :func:`unsupervised_scorer` measures
+this by cross-validated stability (Lange et al., 2004): the model fitted on
+the training fold labels the held-out fold, a clone fitted on the held-out
+fold labels it too, and :func:`stability_score` says how well the two
+clusterings agree, adjusted for chance so that every number of clusters has
+the same scale (0 for independent labelings, 1 for identical ones).
+
+:func:`select_n_clusters` runs this for a list of candidate numbers of
+clusters on random halves of the data, fitting each half once, and
+:func:`plot_n_clusters_selection` draws its scores.
+
+Examples
+--------
+>>> from sklearn.datasets import make_blobs
+>>> from sklearn.model_selection import GridSearchCV
+>>> from skentropy import MaxMarginEntropyClustering
+>>> from skentropy.model_selection import unsupervised_scorer
+>>> centers = [[0, 0], [10, 0], [5, 9]]
+>>> X, _ = make_blobs(n_samples=200, centers=centers, random_state=0)
+>>> search = GridSearchCV(
+...     MaxMarginEntropyClustering(max_iter=30, random_state=0),
+...     {"n_clusters": [2, 3, 4, 5]},
+...     scoring=unsupervised_scorer,
+...     cv=2,
+... ).fit(X)
+>>> search.best_params_
+{'n_clusters': 3}
+"""
+
+import numbers
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+from sklearn.base import clone
+from sklearn.utils import Bunch, _safe_indexing, check_random_state, indexable
+from sklearn.utils.parallel import Parallel, delayed
+
+__all__ = [
+    "plot_n_clusters_selection",
+    "select_n_clusters",
+    "stability_score",
+    "unsupervised_scorer",
+]
+
+
+def _matched_jaccard(contingency):
+    """Mean over the K requested clusters of the Jaccard index of matched pairs.
+
+    ``contingency`` is K × K. Clusters are matched one to one (Hungarian) so
+    that the sum of |A ∩ B| / |A ∪ B| is largest; a cluster that is empty in
+    either labeling contributes 0.
+    """
+    sizes_a = contingency.sum(axis=1, keepdims=True)
+    sizes_b = contingency.sum(axis=0, keepdims=True)
+    union = sizes_a + sizes_b - contingency
+    jaccard = np.divide(
+        contingency, union, out=np.zeros(contingency.shape), where=union > 0
+    )
+    rows, cols = linear_sum_assignment(jaccard, maximize=True)
+    return jaccard[rows, cols].sum() / contingency.shape[0]
+
+
+def _contingency(codes_a, codes_b, n_clusters):
+    counts = np.bincount(codes_a * n_clusters + codes_b, minlength=n_clusters**2)
+    return counts.reshape(n_clusters, n_clusters)
+
+
+def stability_score(
+    labels_a, labels_b, *, n_clusters=None, n_permutations=20, random_state=0
+):
+    """Agreement of two clusterings of the same samples, adjusted for chance.
+
+    The clusters of the two labelings are matched one to one (Hungarian
+    algorithm) so that the sum of their Jaccard indices (the size of A ∩ B
+    over that of A ∪ B, for matched clusters A and B) is largest, and that
+    sum is divided by ``n_clusters``: the raw score s is the mean, over the
+    requested clusters, of how well each one is found again. A requested
+    cluster that is empty in either labeling counts as 0, so clusterings
+    that leave clusters empty score lower. As in Lange et al. (2004), s is
+    then normalized by its value for random labelings, so that
+    scores of different numbers of clusters are comparable:
+
+        score = (s − s₀) / (1 − s₀),
+
+    where s₀ is the mean raw score after randomly permuting ``labels_b``
+    (``n_permutations`` times; the cluster sizes are kept).
+
+    Parameters
+    ----------
+    labels_a : array-like of shape (n_samples,)
+        Cluster labels of one clustering; any hashable values.
+
+    labels_b : array-like of shape (n_samples,)
+        Cluster labels of the other clustering of the same samples.
+
+    n_clusters : int, default=None
+        Number of clusters requested from both clusterings, at least the
+        number of distinct labels in each. ``None`` uses the larger of these
+        two numbers, so that empty clusters go unnoticed.
+
+    n_permutations : int, default=20
+        Number of random permutations of ``labels_b`` that estimate s₀.
+
+    random_state : int, RandomState instance or None, default=0
+        Seed of the permutations. The default makes the score a deterministic
+        function of the labels.
+
+    Returns
+    -------
+    score : float
+        At most 1.0: 1.0 when the labelings are equal up to a renaming of the
+        clusters and use all ``n_clusters`` clusters, about 0.0 for
+        independent labelings (negative values are chance fluctuations), and
+        exactly 0.0 when s₀ = 1 (both labelings put every sample in one
+        cluster and ``n_clusters`` is 1). Higher is better.
+
+    Raises
+    ------
+    ValueError
+        If the labelings are not 1-D, differ in length or are empty, or if
+        one of them has more distinct labels than ``n_clusters``.
+
+    See Also
+    --------
+    unsupervised_scorer : The cross-validated stability of an estimator,
+        computed with this function.
+    sklearn.metrics.adjusted_rand_score : Pair-counting agreement adjusted
+        for chance; it does not see empty clusters.
+
+    Notes
+    -----
+    The match of the clusters of one labeling to those of the other is the
+    one-to-one map that Lange et al. (2004) minimize their disagreement over;
+    scoring each matched pair by its Jaccard index, as Hennig (2007) scores
+    the stability of each cluster, makes the score a mean over clusters
+    rather than over samples, so a small cluster that is not found again
+    weighs as much as a large one. Lange et al. normalize by uniformly random
+    labelings; the permutations used here keep the two labelings' cluster
+    sizes, as the adjusted Rand index does.
+
+    References
+    ----------
+    Lange, T., Roth, V., Braun, M. L. and Buhmann, J. M. (2004),
+    "Stability-based validation of clustering solutions", *Neural
+    Computation* 16(6), 1299–1323.
+
+    Hennig, C. (2007), "Cluster-wise assessment of cluster stability",
+    *Computational Statistics & Data Analysis* 52(1), 258–271.
+
+    Examples
+    --------
+    >>> from skentropy.model_selection import stability_score
+    >>> stability_score([0, 0, 1, 1, 2, 2], [2, 2, 0, 0, 1, 1])
+    1.0
+
+    Five of a hundred samples move to the other cluster:
+
+    >>> labels = [0] * 50 + [1] * 50
+    >>> round(stability_score(labels, [0] * 45 + [1] * 55), 2)
+    0.85
+
+    The same labelings, but three clusters were requested and one is empty:
+
+    >>> round(stability_score(labels, [0] * 45 + [1] * 55, n_clusters=3), 2)
+    0.47
+    """
+    labels_a = np.asarray(labels_a)
+    labels_b = np.asarray(labels_b)
+    for name, labels in (("labels_a", labels_a), ("labels_b", labels_b)):
+        if labels.ndim != 1:
+            raise ValueError(
+                f"{name} must be 1-D, got an array of shape {labels.shape}."
+            )
+    if labels_a.shape[0] != labels_b.shape[0]:
+        raise ValueError(
+            "labels_a and labels_b must have the same length, got "
+            f"{labels_a.shape[0]} and {labels_b.shape[0]}."
+        )
+    if labels_a.shape[0] == 0:
+        raise ValueError("labels_a and labels_b are empty.")
+    _, codes_a = np.unique(labels_a, return_inverse=True)
+    _, codes_b = np.unique(labels_b, return_inverse=True)
+    n_found = max(codes_a.max(), codes_b.max()) + 1
+    if n_clusters is None:
+        n_clusters = int(n_found)
+    elif n_clusters < n_found:
+        raise ValueError(
+            f"n_clusters={n_clusters} is smaller than the {n_found} distinct "
+            "labels of one of the labelings."
+        )
+    rng = check_random_state(random_state)
+    raw = _matched_jaccard(_contingency(codes_a, codes_b, n_clusters))
+    chance = np.mean(
+        [
+            _matched_jaccard(
+                _contingency(codes_a, rng.permutation(codes_b), n_clusters)
+            )
+            for _ in range(n_permutations)
+        ]
+    )
+    if chance >= 1.0:
+        return 0.0
+    return float((raw - chance) / (1.0 - chance))
+
+
+def _final_step(estimator):
+    """The estimator that clusters: the last step of (nested) pipelines."""
+    while hasattr(estimator, "steps"):
+        estimator = estimator.steps[-1][1]
+    return estimator
+
+
+def _requested_n_clusters(estimator):
+    """``n_clusters`` of the clustering step, or None if it has none."""
+    n_clusters = _final_step(estimator).get_params(deep=False).get("n_clusters")
+    if isinstance(n_clusters, numbers.Integral):
+        return int(n_clusters)
+    return None
+
+
+def _reseeded_clone(estimator):
+    """A clone whose integer ``random_state`` parameters get derived seeds.
+
+    Every ``random_state`` of the estimator (and of its steps) that is an
+    integer r becomes ``RandomState(r).randint(2**31 - 1)``: deterministic,
+    and different from r, so that the two fits compared do not share their
+    initialization. ``None`` and RandomState instances are left as they are
+    (their fits differ anyway).
+    """
+    estimator = clone(estimator)
+    seeds = {
+        name: int(check_random_state(value).randint(np.iinfo(np.int32).max))
+        for name, value in estimator.get_params().items()
+        if (name == "random_state" or name.endswith("__random_state"))
+        and isinstance(value, numbers.Integral)
+    }
+    return estimator.set_params(**seeds)
+
+
+def _n_rows(X):
+    return X.shape[0] if hasattr(X, "shape") else len(X)
+
+
+def _check_fold_size(n_samples, n_clusters):
+    if n_clusters is not None and n_samples < n_clusters:
+        raise ValueError(
+            f"The held-out fold has {n_samples} samples, fewer than "
+            f"n_clusters={n_clusters}: a clustering of it cannot be fitted. Use "
+            "fewer folds (e.g. cv=2) or fewer clusters."
+        )
+
+
+def unsupervised_scorer(estimator, X, y=None):
+    """Cross-validated stability of a fitted clusterer on held-out data.
+
+    A scorer with the signature ``scorer(estimator, X, y)``, for
+    ``scoring=`` in :class:`~sklearn.model_selection.GridSearchCV`,
+    :func:`~sklearn.model_selection.cross_val_score` and the like, that needs
+    no labels: ``GridSearchCV(estimator, grid, scoring=unsupervised_scorer,
+    cv=2).fit(X)``. The estimator it receives was fitted on the training
+    fold; X is the held-out fold. The score is the :func:`stability_score` of
+
+    1. ``estimator.predict(X)``: the training fold's clusters carried over to
+       the held-out fold, and
+    2. ``clone(estimator).fit(X).predict(X)``: the clusters of the held-out
+       fold itself, found by a fresh copy with the same parameters but
+       another seed (an integer ``random_state`` r becomes
+       ``RandomState(r).randint(2**31 - 1)``, in every step of a pipeline)
+
+    with ``n_clusters`` the number requested from the clustering step. This
+    is the stability index of Lange et al. (2004): a setting that finds
+    structure of the data gives the same clusters on both folds, one that
+    finds noise or optimizer randomness does not. The score is between about
+    0 (chance) and 1, higher is better, and it does not depend on the loss of
+    the estimator, so it compares ``n_clusters``, ``gamma``,
+    ``fairness_weight``, any other parameter and different estimators.
+
+    Parameters
+    ----------
+    estimator : estimator instance
+        A clusterer, or a :class:`~sklearn.pipeline.Pipeline` ending in one,
+        fitted on the training fold, with ``predict``. For a pipeline the
+        whole pipeline is cloned and fitted on the held-out fold.
+
+    X : array-like of shape (n_samples, n_features)
+        The held-out fold. It must have at least ``n_clusters`` samples, and
+        should have many more: the clone is fitted on it alone.
+
+    y : Ignored
+        Not used; the clone is fitted on X without labels.
+
+    Returns
+    -------
+    score : float
+        The chance-adjusted agreement of the two clusterings of X, at most
+        1.0. Higher is better.
+
+    Raises
+    ------
+    ValueError
+        If X has fewer samples than ``n_clusters``.
+
+    See Also
+    --------
+    stability_score : The agreement of two labelings that it computes.
+    select_n_clusters : The same score for a list of numbers of clusters,
+        each fold fitted once.
+
+    Notes
+    -----
+    **Cost.** One extra fit per split, on the held-out fold, on top of the
+    fit on the training fold that the search does anyway. With ``cv=2``
+    (halves, as Lange et al. use) that fit is on half of the data; with more
+    folds on a smaller share, which makes the clone's clustering noisier.
+    The score of one split is a noisy estimate; repeat the splits
+    (``cv=RepeatedKFold(n_splits=2, n_repeats=3)``) and compare means.
+
+    **Determinism.** The clone's seed is derived from the estimator's: with
+    an integer ``random_state`` the score is a deterministic function of the
+    folds. With ``random_state=None`` it is random, as the fits are. The
+    scorer keeps no state, so it works with ``n_jobs`` and pickles. The seed
+    differs from the estimator's because two fits from the same seed share
+    their initialization, and can then settle an ambiguous clustering the
+    same way: on four blobs at the corners of a square, with one head per
+    fit (``n_heads=1``), the two ways of making three clusters scored 0.90
+    to 0.98 with one seed for both fits, about as high as the four true
+    clusters, and 0.18 to 0.95 with two seeds (see :ref:`model-selection`).
+
+    **When it fails.** Stability rewards clusterings that are reproducible,
+    not ones that match a labeling: a coarse clustering that merges classes
+    the same way every time scores well, and a setting whose classes are
+    genuinely ambiguous in the features scores low at every number of
+    clusters. Clusterings that leave clusters empty score lower (each empty
+    cluster counts as not found again), so a ``gamma`` so large that it
+    empties clusters is not preferred. The clone is fitted without ``y``, so
+    semi-supervised settings are scored as if unlabeled.
+
+    References
+    ----------
+    Lange, T., Roth, V., Braun, M. L. and Buhmann, J. M. (2004),
+    "Stability-based validation of clustering solutions", *Neural
+    Computation* 16(6), 1299–1323.
+
+    Tibshirani, R. and Walther, G. (2005), "Cluster validation by prediction
+    strength", *Journal of Computational and Graphical Statistics* 14(3),
+    511–528.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import make_blobs
+    >>> from sklearn.model_selection import cross_val_score
+    >>> from skentropy import EntropyClustering
+    >>> from skentropy.model_selection import unsupervised_scorer
+    >>> centers = [[0, 0], [10, 0], [5, 9]]
+    >>> X, _ = make_blobs(n_samples=200, centers=centers, random_state=0)
+    >>> model = EntropyClustering(n_clusters=3, max_iter=30, random_state=0)
+    >>> scores = cross_val_score(model, X, scoring=unsupervised_scorer, cv=2)
+    >>> bool(scores.min() > 0.9)
+    True
+    """
+    n_clusters = _requested_n_clusters(estimator)
+    _check_fold_size(_n_rows(X), n_clusters)
+    labels_carried = estimator.predict(X)
+    labels_refitted = _reseeded_clone(estimator).fit(X).predict(X)
+    return stability_score(labels_carried, labels_refitted, n_clusters=n_clusters)
+
+
+def _check_candidates(candidates):
+    candidates = np.asarray(candidates)
+    if candidates.ndim != 1 or candidates.size == 0:
+        raise ValueError(
+            "candidates must be a non-empty 1-D list of numbers of clusters, got "
+            f"an array of shape {candidates.shape}."
+        )
+    if not np.issubdtype(candidates.dtype, np.integer):
+        raise ValueError(f"candidates must be integers, got {candidates.tolist()}.")
+    if candidates.min() < 2:
+        raise ValueError(
+            "Every candidate number of clusters must be at least 2 (one cluster "
+            f"is always perfectly stable), got {candidates.tolist()}."
+        )
+    if np.unique(candidates).size != candidates.size:
+        raise ValueError(f"candidates must be distinct, got {candidates.tolist()}.")
+    return np.sort(candidates)
+
+
+def _n_clusters_param(estimator, param_name):
+    """The name under which ``set_params`` sets the number of clusters."""
+    if param_name is None:
+        param_name = "n_clusters"
+        step = estimator
+        while hasattr(step, "steps"):
+            name, step = step.steps[-1]
+            param_name = f"{name}__{param_name}"
+    if param_name not in estimator.get_params():
+        raise ValueError(
+            f"{type(estimator).__name__} has no parameter {param_name!r}; pass "
+            "param_name, the name of its number-of-clusters parameter."
+        )
+    return param_name
+
+
+def _fit_and_predict(estimator, X, fit_rows, predict_rows):
+    """Fit on X[fit_rows]; the labels of X[fit_rows] and of X[predict_rows]."""
+    estimator.fit(_safe_indexing(X, fit_rows))
+    return (
+        estimator.predict(_safe_indexing(X, fit_rows)),
+        estimator.predict(_safe_indexing(X, predict_rows)),
+    )
+
+
+def select_n_clusters(
+    estimator,
+    X,
+    candidates,
+    *,
+    n_repeats=3,
+    param_name=None,
+    random_state=None,
+    n_jobs=None,
+):
+    """Choose the number of clusters without labels, by cross-validated stability.
+
+    For every candidate number of clusters K, X is split ``n_repeats`` times
+    at random into two halves A and B, as in Lange et al. (2004). A copy of
+    the estimator with K clusters is fitted on A, and another one, with the
+    seed :func:`unsupervised_scorer` gives its clone, on B. Each half is then
+    labeled twice, by the model fitted on it and by the model fitted on the
+    other half, and the :func:`stability_score` of the two labelings is the
+    score of that half. The chosen K has the largest mean score.
+
+    The score of half B is the score of :func:`unsupervised_scorer` for the
+    split (train A, held-out B); that of half A is the same with the seeds of
+    the two fits swapped. So one split into halves costs two fits and gives
+    two scores, where ``GridSearchCV(..., scoring=unsupervised_scorer,
+    cv=2)`` fits four times for the same two.
+
+    Parameters
+    ----------
+    estimator : estimator instance
+        A clusterer with ``predict`` and a number-of-clusters parameter, or a
+        :class:`~sklearn.pipeline.Pipeline` ending in one. It is cloned, not
+        fitted.
+
+    X : array-like of shape (n_samples, n_features)
+        Data, without labels.
+
+    candidates : array-like of int
+        Distinct numbers of clusters to compare, each at least 2.
+
+    n_repeats : int, default=3
+        Number of random splits into halves; each gives two scores per
+        candidate.
+
+    param_name : str, default=None
+        Name of the number-of-clusters parameter in ``estimator.set_params``.
+        ``None`` means ``n_clusters`` of the last step, e.g.
+        ``"entropyclustering__n_clusters"`` in a pipeline.
+
+    random_state : int, RandomState instance or None, default=None
+        Seed of the splits into halves. The estimator's own ``random_state``
+        seeds its fits; with integers for both the result is deterministic.
+
+    n_jobs : int, default=None
+        Number of fits run in parallel by joblib. ``None`` means 1 unless in
+        a :obj:`joblib.parallel_backend` context; -1 means all processors.
+
+    Returns
+    -------
+    result : :class:`~sklearn.utils.Bunch`
+        With the fields
+
+        n_clusters : int
+            The chosen number of clusters, the candidate of largest
+            ``mean_score`` (the smallest one in a tie).
+        candidates : ndarray of shape (n_candidates,)
+            The candidates, in increasing order.
+        scores : ndarray of shape (n_candidates, 2 * n_repeats)
+            The stability score of every candidate on every half: columns
+            ``2 * r`` and ``2 * r + 1`` are the halves B and A of split r.
+        mean_score, std_score : ndarray of shape (n_candidates,)
+            Their mean and standard deviation over the halves.
+        param_name : str
+            The parameter that was set.
+        halves : list of (ndarray, ndarray)
+            The sorted row indices of the halves A and B of every split.
+
+    Raises
+    ------
+    ValueError
+        If a candidate is below 2, the candidates are not distinct integers,
+        a half of X has fewer samples than the largest candidate,
+        ``n_repeats`` is not a positive integer, or the estimator has no
+        parameter ``param_name``.
+
+    See Also
+    --------
+    unsupervised_scorer : The score of one split, for ``GridSearchCV``.
+    plot_n_clusters_selection : Plot the scores against the candidates.
+
+    Notes
+    -----
+    Cost: ``2 * n_repeats`` fits on half of X per candidate. Stability
+    favours numbers of clusters whose clusters are found the same way every
+    time, which need not be the number of classes of a labeling: see the
+    Notes of :func:`unsupervised_scorer`. With a ``random_state=None``
+    estimator the scores are random as its fits are.
+
+    References
+    ----------
+    Lange, T., Roth, V., Braun, M. L. and Buhmann, J. M. (2004),
+    "Stability-based validation of clustering solutions", *Neural
+    Computation* 16(6), 1299–1323.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import make_blobs
+    >>> from skentropy import MaxMarginEntropyClustering
+    >>> from skentropy.model_selection import select_n_clusters
+    >>> centers = [[0, 0], [0, 8], [8, 0], [8, 8]]
+    >>> X, _ = make_blobs(n_samples=200, centers=centers, random_state=0)
+    >>> model = MaxMarginEntropyClustering(max_iter=20, random_state=0)
+    >>> result = select_n_clusters(model, X, [3, 4, 5], n_repeats=1, random_state=0)
+    >>> result.n_clusters
+    4
+    >>> result.scores.shape
+    (3, 2)
+    """
+    candidates = _check_candidates(candidates)
+    param_name = _n_clusters_param(estimator, param_name)
+    if not isinstance(n_repeats, numbers.Integral) or n_repeats < 1:
+        raise ValueError(f"n_repeats must be a positive integer, got {n_repeats!r}.")
+    (X,) = indexable(X)
+    n_samples = _n_rows(X)
+    _check_fold_size(n_samples // 2, int(candidates.max()))
+    rng = check_random_state(random_state)
+    halves = []
+    for _ in range(n_repeats):
+        permutation = rng.permutation(n_samples)
+        halves.append(
+            (
+                np.sort(permutation[: n_samples // 2]),
+                np.sort(permutation[n_samples // 2 :]),
+            )
+        )
+
+    def fit_on(k, rows, other_rows, reseed):
+        model = clone(estimator).set_params(**{param_name: int(k)})
+        if reseed:
+            model = _reseeded_clone(model)
+        return delayed(_fit_and_predict)(model, X, rows, other_rows)
+
+    labels = Parallel(n_jobs=n_jobs)(
+        fit_on(k, *rows, reseed=reseed)
+        for k in candidates
+        for half_a, half_b in halves
+        for rows, reseed in (((half_a, half_b), False), ((half_b, half_a), True))
+    )
+    # labels[2 * (i * n_repeats + r) + j]: the fit of candidate i on half j of
+    # split r (j = 0: A, the estimator's seed; j = 1: B, the clone's seed), as
+    # (labels of its own half, labels of the other half).
+    scores = np.empty((candidates.size, 2 * n_repeats))
+    for i, k in enumerate(candidates):
+        for r in range(n_repeats):
+            (a_on_a, a_on_b), (b_on_b, b_on_a) = labels[
+                2 * (i * n_repeats + r) : 2 * (i * n_repeats + r) + 2
+            ]
+            scores[i, 2 * r] = stability_score(a_on_b, b_on_b, n_clusters=int(k))
+            scores[i, 2 * r + 1] = stability_score(b_on_a, a_on_a, n_clusters=int(k))
+    mean_score = scores.mean(axis=1)
+    return Bunch(
+        n_clusters=int(candidates[np.argmax(mean_score)]),
+        candidates=candidates,
+        scores=scores,
+        mean_score=mean_score,
+        std_score=scores.std(axis=1),
+        param_name=param_name,
+        halves=halves,
+    )
+
+
+def plot_n_clusters_selection(result, *, ax=None):
+    """Plot the stability scores of :func:`select_n_clusters` against K.
+
+    Draws the mean score of each candidate with a bar of ± one standard
+    deviation over the splits, and marks the chosen number of clusters.
+    matplotlib is imported only when this function is called.
+
+    Parameters
+    ----------
+    result : :class:`~sklearn.utils.Bunch`
+        The result of :func:`select_n_clusters`.
+
+    ax : matplotlib Axes, default=None
+        Axes to draw on. ``None`` uses the current axes.
+
+    Returns
+    -------
+    ax : matplotlib Axes
+        The axes drawn on.
+
+    Examples
+    --------
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> import numpy as np
+    >>> from sklearn.utils import Bunch
+    >>> from skentropy.model_selection import plot_n_clusters_selection
+    >>> result = Bunch(
+    ...     n_clusters=3, candidates=np.array([2, 3, 4]),
+    ...     mean_score=np.array([0.6, 0.9, 0.5]),
+    ...     std_score=np.array([0.1, 0.05, 0.1]), param_name="n_clusters",
+    ... )
+    >>> ax = plot_n_clusters_selection(result)
+    >>> ax.get_xlabel()
+    'n_clusters'
+    """
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        ax = plt.gca()
+    ax.errorbar(
+        result.candidates,
+        result.mean_score,
+        yerr=result.std_score,
+        fmt="o-",
+        capsize=3,
+        label="stability (mean ± std over splits)",
+    )
+    ax.axvline(
+        result.n_clusters,
+        color="grey",
+        linestyle="--",
+        label=f"chosen: {result.n_clusters}",
+    )
+    ax.set_xlabel(result.param_name.rsplit("__", 1)[-1])
+    ax.set_ylabel("stability score")
+    ax.set_xticks(result.candidates)
+    ax.legend()
+    return ax

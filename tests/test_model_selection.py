@@ -1,0 +1,285 @@
+"""Tests for skentropy.model_selection: label-free choice of K and γ."""
+
+import pickle
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from sklearn.cluster import KMeans
+from sklearn.datasets import make_blobs
+from sklearn.model_selection import GridSearchCV, KFold, cross_val_score
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from skentropy import EntropyClustering, MaxMarginEntropyClustering
+from skentropy.model_selection import (
+    plot_n_clusters_selection,
+    select_n_clusters,
+    stability_score,
+    unsupervised_scorer,
+)
+
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+
+# Three well separated blobs (distance 10, unit spread) and a grid around 3.
+CENTERS = [[0, 0], [10, 0], [5, 9]]
+
+
+@pytest.fixture(scope="module")
+def blobs():
+    X, _ = make_blobs(n_samples=240, centers=CENTERS, random_state=0)
+    return X * 50 + 7  # the scorer works on any scale, as the estimators do
+
+
+def fast_model(**params):
+    return MaxMarginEntropyClustering(max_iter=20, random_state=0, **params)
+
+
+# -- stability_score -----------------------------------------------------------
+
+
+def test_stability_score_of_a_renaming_is_one():
+    labels = np.repeat([0, 1, 2, 3], 25)
+    renamed = np.array(["d", "c", "b", "a"])[labels]
+    assert stability_score(labels, renamed) == 1.0
+
+
+def test_stability_score_of_independent_labelings_is_near_zero():
+    rng = np.random.default_rng(0)
+    for n_clusters in (2, 5, 15):
+        scores = [
+            stability_score(
+                rng.integers(n_clusters, size=2000), rng.integers(n_clusters, size=2000)
+            )
+            for _ in range(5)
+        ]
+        assert abs(np.mean(scores)) < 0.02
+
+
+def test_stability_score_decreases_with_disagreement():
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(5), 100)
+    scores = []
+    for share in (0.0, 0.1, 0.3, 0.6):
+        other = labels.copy()
+        moved = rng.random(labels.size) < share
+        other[moved] = rng.integers(5, size=moved.sum())
+        scores.append(stability_score(labels, other))
+    assert scores[0] == 1.0
+    assert all(b < a for a, b in zip(scores, scores[1:], strict=False))
+
+
+def test_stability_score_counts_empty_clusters_as_not_found():
+    labels = np.repeat(np.arange(4), 50)
+    # Both labelings agree, but only 4 of the 5 requested clusters are used.
+    assert stability_score(labels, labels, n_clusters=5) < 0.85
+    assert stability_score(labels, labels, n_clusters=4) == 1.0
+
+
+def test_stability_score_is_deterministic_and_seedable():
+    rng = np.random.default_rng(0)
+    a, b = rng.integers(4, size=200), rng.integers(4, size=200)
+    assert stability_score(a, b) == stability_score(a, b)
+    assert stability_score(a, b, random_state=1) != stability_score(a, b)
+
+
+def test_stability_score_checks_input():
+    with pytest.raises(ValueError, match="same length"):
+        stability_score([0, 1], [0, 1, 1])
+    with pytest.raises(ValueError, match="1-D"):
+        stability_score([[0, 1]], [[0, 1]])
+    with pytest.raises(ValueError, match="empty"):
+        stability_score([], [])
+    with pytest.raises(ValueError, match="smaller than the 3 distinct"):
+        stability_score([0, 1, 2], [0, 0, 1], n_clusters=2)
+
+
+# -- unsupervised_scorer ---------------------------------------------------------
+
+
+def test_grid_search_without_labels_finds_the_number_of_blobs(blobs):
+    # error_score="raise": GridSearchCV would otherwise turn an exception of
+    # the scorer into a NaN score and a warning.
+    search = GridSearchCV(
+        fast_model(),
+        {"n_clusters": [2, 3, 4, 5]},
+        scoring=unsupervised_scorer,
+        cv=2,
+        error_score="raise",
+    ).fit(blobs)
+    assert search.best_params_ == {"n_clusters": 3}
+    assert search.cv_results_["mean_test_score"][1] > 0.9
+
+
+def test_scorer_in_a_pipeline_refits_the_whole_pipeline(blobs):
+    pipeline = make_pipeline(StandardScaler(), fast_model(n_clusters=3))
+    train, test = next(KFold(2, shuffle=True, random_state=0).split(blobs))
+    fitted = pipeline.fit(blobs[train])
+    score = unsupervised_scorer(fitted, blobs[test])
+    # The same computation by hand: the clone is the whole pipeline (its
+    # scaler fitted on the held-out fold), with a seed derived from 0.
+    seed = np.random.RandomState(0).randint(np.iinfo(np.int32).max)
+    refit = make_pipeline(StandardScaler(), fast_model(n_clusters=3))
+    refit.set_params(maxmarginentropyclustering__random_state=seed)
+    labels = refit.fit(blobs[test]).predict(blobs[test])
+    assert score == stability_score(fitted.predict(blobs[test]), labels, n_clusters=3)
+    assert score > 0.9
+
+    search = GridSearchCV(
+        pipeline,
+        {"maxmarginentropyclustering__n_clusters": [2, 3, 4]},
+        scoring=unsupervised_scorer,
+        cv=2,
+        error_score="raise",
+    ).fit(blobs)
+    assert search.best_params_ == {"maxmarginentropyclustering__n_clusters": 3}
+
+
+def test_scorer_with_n_jobs_matches_one_job_and_pickles(blobs):
+    grid = {"n_clusters": [2, 3], "gamma": [1e-4, 1e-3]}
+    results = [
+        GridSearchCV(
+            fast_model(),
+            grid,
+            scoring=unsupervised_scorer,
+            cv=2,
+            n_jobs=n_jobs,
+            error_score="raise",
+        )
+        .fit(blobs)
+        .cv_results_
+        for n_jobs in (1, 2)
+    ]
+    scores = [result["mean_test_score"] for result in results]
+    np.testing.assert_array_equal(scores[0], scores[1])
+    # Real scores, not NaN: the settings with three clusters score high.
+    assert np.isfinite(scores[1]).all()
+    three = np.asarray(results[1]["param_n_clusters"]) == 3
+    assert three.sum() == 2
+    assert scores[1][three].min() > 0.9
+    assert pickle.loads(pickle.dumps(unsupervised_scorer)) is unsupervised_scorer
+
+
+def test_scorer_is_deterministic_given_random_state(blobs):
+    model = fast_model(n_clusters=4).fit(blobs[:120])
+    first = unsupervised_scorer(model, blobs[120:])
+    assert unsupervised_scorer(model, blobs[120:]) == first
+
+
+def test_scorer_works_for_other_clusterers(blobs):
+    scores = {
+        k: cross_val_score(
+            KMeans(k, n_init=3, random_state=0),
+            blobs,
+            scoring=unsupervised_scorer,
+            cv=2,
+            error_score="raise",
+        ).mean()
+        for k in (2, 3, 4)
+    }
+    assert max(scores, key=scores.get) == 3
+
+
+def test_scorer_rejects_a_fold_smaller_than_n_clusters(blobs):
+    model = fast_model(n_clusters=5).fit(blobs)
+    with pytest.raises(ValueError, match="fewer than n_clusters=5"):
+        unsupervised_scorer(model, blobs[:4])
+
+
+# -- select_n_clusters -----------------------------------------------------------
+
+
+def test_select_n_clusters_returns_what_it_documents(blobs):
+    result = select_n_clusters(
+        fast_model(), blobs, [4, 2, 3], n_repeats=2, random_state=0
+    )
+    assert result.param_name == "n_clusters"
+    np.testing.assert_array_equal(result.candidates, [2, 3, 4])
+    assert result.scores.shape == (3, 4)
+    np.testing.assert_allclose(result.mean_score, result.scores.mean(axis=1))
+    np.testing.assert_allclose(result.std_score, result.scores.std(axis=1))
+    assert result.n_clusters == result.candidates[np.argmax(result.mean_score)] == 3
+    assert len(result.halves) == 2
+    for half_a, half_b in result.halves:
+        np.testing.assert_array_equal(
+            np.sort(np.concatenate([half_a, half_b])), np.arange(len(blobs))
+        )
+
+    # Column 2r is the scorer's score of split r (train A, held-out B).
+    half_a, half_b = result.halves[1]
+    for k, score in zip(result.candidates, result.scores[:, 2], strict=True):
+        model = fast_model(n_clusters=int(k)).fit(blobs[half_a])
+        assert score == unsupervised_scorer(model, blobs[half_b])
+
+
+def test_select_n_clusters_in_a_pipeline_and_in_parallel(blobs):
+    pipeline = make_pipeline(StandardScaler(), fast_model())
+    results = [
+        select_n_clusters(
+            pipeline, blobs, [2, 3, 4], n_repeats=1, random_state=0, n_jobs=n_jobs
+        )
+        for n_jobs in (1, 2)
+    ]
+    assert results[0].param_name == "maxmarginentropyclustering__n_clusters"
+    assert results[0].n_clusters == 3
+    np.testing.assert_array_equal(results[0].scores, results[1].scores)
+
+
+def test_select_n_clusters_with_a_self_labeling_estimator():
+    X, _ = make_blobs(n_samples=300, centers=CENTERS + [[-5, 9]], random_state=1)
+    model = EntropyClustering(max_iter=20, random_state=0)
+    result = select_n_clusters(model, X, [3, 4, 5], n_repeats=1, random_state=0)
+    assert result.n_clusters == 4
+
+
+@pytest.mark.parametrize(
+    "candidates, message",
+    [
+        ([1, 2, 3], "at least 2"),
+        ([], "non-empty"),
+        ([2.5, 3], "integers"),
+        ([3, 3], "distinct"),
+        ([[2, 3]], "1-D"),
+    ],
+)
+def test_select_n_clusters_rejects_bad_candidates(blobs, candidates, message):
+    with pytest.raises(ValueError, match=message):
+        select_n_clusters(fast_model(), blobs, candidates)
+
+
+def test_select_n_clusters_rejects_bad_settings(blobs):
+    with pytest.raises(ValueError, match="fewer than n_clusters=8"):
+        select_n_clusters(fast_model(), blobs[:14], [2, 8])
+    with pytest.raises(ValueError, match="n_repeats"):
+        select_n_clusters(fast_model(), blobs, [2, 3], n_repeats=0)
+    with pytest.raises(ValueError, match="no parameter 'k'"):
+        select_n_clusters(fast_model(), blobs, [2, 3], param_name="k")
+
+
+# -- plot_n_clusters_selection ---------------------------------------------------------
+
+
+def test_plot_n_clusters_selection(blobs):
+    matplotlib = pytest.importorskip("matplotlib")
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    result = select_n_clusters(
+        fast_model(), blobs, [2, 3, 4], n_repeats=1, random_state=0
+    )
+    fig, ax = plt.subplots()
+    assert plot_n_clusters_selection(result, ax=ax) is ax
+    (line,) = ax.lines[:1]
+    np.testing.assert_allclose(line.get_xdata(), result.candidates)
+    np.testing.assert_allclose(line.get_ydata(), result.mean_score)
+    assert ax.get_xlabel() == "n_clusters"
+    plt.close(fig)
+
+
+def test_matplotlib_is_imported_lazily():
+    code = "import sys, skentropy.model_selection; print('matplotlib' in sys.modules)"
+    output = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert output.stdout.strip() == "False"
