@@ -180,9 +180,11 @@ class EntropyClustering(_BaseEntropyClustering):
     {initialization_notes}
 
     {defaults_notes}
-    Pseudo-labels solved to a relative KKT residual of ``em_tol=1e-2``
-    cluster as well as nearly exact ones at a fraction of the cost: one
-    stochastic step does not need exact labels. On standardized digits (10
+    Pseudo-labels solved to a relative KKT residual of ``em_tol=5e-2``
+    cluster as well as tighter ones at a fraction of the cost: one
+    stochastic step does not need exact labels (CIFAR-10 and USPS features,
+    five heads, seed 0: accuracy 0.494 and 0.688 at ``em_tol=1e-2``, 0.488
+    and 0.687 at 5e-2, in half the fit time). On standardized digits (10
     clusters, random_state 0 to 4) these defaults reach a mean clustering
     accuracy of 0.78, :class:`~sklearn.cluster.KMeans` with ``n_init=10``
     0.61.
@@ -413,7 +415,8 @@ class CollisionCEClustering(_BaseEntropyClustering):
     often sparse optimum, and trained better. On standardized digits
     (random_state 0 to 4) exact labels (``em_tol=1e-6`` with the default
     method of :func:`~skentropy.pseudo_labels.collision_ce_labels`) gave a
-    mean clustering accuracy of 0.73, the EM at ``em_tol=1e-2`` 0.81.
+    mean clustering accuracy of 0.73, the EM at ``em_tol=1e-2`` 0.81 (one
+    head, measured before the sound KKT rule of the solvers).
 
     {initialization_notes}
 
