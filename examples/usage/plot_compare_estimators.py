@@ -84,7 +84,7 @@ plt.show()
 # baselines keep ``n_heads=1``, as in the papers) can merge two blobs and leave
 # a cluster empty (a ``ConvergenceWarning`` says so); the three estimators of
 # the papers train five heads from different seeds and keep the one of lowest
-# loss. They differ in how soft their predictions are between the clusters. SeCu compares directions
-# only (cosines between unit-norm features and centres), so its regions are
-# cones that meet in one point. For numbers on real data, see ``benchmarks/``
-# and ``examples/compare_digits.py``.
+# loss. They differ in how soft their predictions are between the clusters.
+# SeCu compares directions only (cosines between unit-norm features and
+# centres), so its regions are cones that meet in one point. For numbers on
+# real data, see ``benchmarks/`` and ``examples/compare_digits.py``.
