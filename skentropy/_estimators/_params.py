@@ -64,6 +64,7 @@ class _ClusteringParameters(BaseEstimator):
         "module": [None, callable],
         "augment": [None, callable],
         "n_augmentations": [Interval(Integral, 1, None, closed="left")],
+        "n_neighbors": [None, Interval(Integral, 1, None, closed="left")],
         "callbacks": [None, list],
     }
 
@@ -94,6 +95,7 @@ class _ClusteringParameters(BaseEstimator):
         augment=None,
         n_augmentations=2,
         callbacks=None,
+        n_neighbors=None,
         **kwargs,
     ):
         for key in kwargs:
@@ -126,6 +128,7 @@ class _ClusteringParameters(BaseEstimator):
         self.augment = augment
         self.n_augmentations = n_augmentations
         self.callbacks = callbacks
+        self.n_neighbors = n_neighbors
         vars(self).update(kwargs)  # module__* parameters, as skorch stores them
 
     def get_params(self, deep=True):

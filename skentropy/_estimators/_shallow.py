@@ -8,7 +8,7 @@ warm-up of the margin term (:func:`~skentropy._estimators._training.margin_scale
 """
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -32,9 +32,18 @@ from skentropy._estimators._training import (
     TrainingResult,
     margin_scale,
 )
-from skentropy._estimators._views import SingleView, average_over_views
+from skentropy._estimators._neighbors import nearest_neighbors
+from skentropy._estimators._views import (
+    NeighborViews,
+    SingleView,
+    average_over_views,
+)
 from skentropy._prior import check_prior
 from skentropy._torch_utils import torch_dtype, torch_generator
+
+
+# The number of neighbours drawn for the views of each sample, with n_neighbors.
+NEIGHBOR_DRAWS = 1
 
 
 @dataclass
@@ -47,6 +56,10 @@ class ShallowModel:
 
     optimizer: torch.optim.Optimizer | None = None
     """Set by the training."""
+
+    views: object = field(default_factory=SingleView)
+    """The views of the training samples (see
+    :mod:`~skentropy._estimators._views`)."""
 
 
 class ShallowTrainer(Trainer):
@@ -65,9 +78,18 @@ class ShallowTrainer(Trainer):
     its calls, a warm-started ``fit`` trains with the whole γ. ``fit`` starts
     a new optimizer, ``partial_fit`` continues the fitted one's state (e.g.
     Adam's moments).
+
+    With ``n_neighbors``, the views of each training sample are the sample
+    and one of its ``n_neighbors`` nearest neighbours in X (Euclidean, the
+    geometry of z), drawn anew for each batch
+    (:class:`~skentropy._estimators._views.NeighborViews`); the neighbours
+    are mined once per call of ``fit`` or ``partial_fit``, on the rows it
+    is given, among those of positive weight.
     """
 
-    views = SingleView()
+    def __init__(self, estimator):
+        super().__init__(estimator)
+        self._neighbors = None  # (X, its neighbours), mined once per call
 
     def validate_input(self, X, *, reset):
         return validate_features(self.estimator, X, reset=reset)
@@ -98,11 +120,29 @@ class ShallowTrainer(Trainer):
                 random_state,
                 prior=check_prior(estimator.prior, estimator.n_clusters),
             )
-        return ShallowModel(heads, generator)
+        return ShallowModel(heads, generator, views=self._views(data, heads))
 
     def continued_model(self, data, random_state, device):
         heads = self.fitted_model(device).heads.to(dtype=torch_dtype(data.X.dtype))
-        return ShallowModel(heads, torch_generator(random_state))
+        return ShallowModel(
+            heads, torch_generator(random_state), views=self._views(data, heads)
+        )
+
+    def _views(self, data, heads):
+        """The training views: the samples, or with their neighbours in X."""
+        n_neighbors = self.estimator.n_neighbors
+        if n_neighbors is None:
+            return SingleView()
+        X, _, sample_weight = data
+        parameter = next(heads.parameters())
+        if self._neighbors is None or self._neighbors[0] is not X:
+            neighbors, _ = nearest_neighbors(
+                X, n_neighbors, candidates=sample_weight > 0, device=parameter.device
+            )
+            self._neighbors = (X, neighbors)
+        n_drawn = NEIGHBOR_DRAWS
+        read = BatchReader(X, self.estimator.batch_size * n_drawn, like=parameter)
+        return NeighborViews(self._neighbors[1], read, n_drawn)
 
     def fitted_model(self, device):
         """All fitted heads, in the fitted dtype, from the estimator's state."""
@@ -218,11 +258,11 @@ class ShallowTrainer(Trainer):
                 if some_zero_weight and not sample_weight[rows].any():
                     continue  # zero weights drop rows, and here a whole batch
                 weight = weights[rows]
-                views = self.views(read(rows), rows, generator)
+                views = model.views(read(rows), rows, generator)
                 head_losses = torch.stack(
                     [
                         loss(
-                            self._view_log_probs(head, views),
+                            self._view_log_probs(head, views, model.views.n_views),
                             head.margin_weight,
                             weight,
                             labels=None if labels is None else labels[rows],
@@ -246,10 +286,10 @@ class ShallowTrainer(Trainer):
             )
         return mean_losses
 
-    def _view_log_probs(self, head, views):
+    def _view_log_probs(self, head, views, n_views):
         """ln σ of a head on a batch, averaged over the views of each sample."""
         log_probs = torch.log_softmax(head(views), dim=1)
-        return average_over_views(log_probs, self.views.n_views)
+        return average_over_views(log_probs, n_views)
 
     def log_probs(self, model, X, head):
         return self._log_probs(model.heads[head], X)
