@@ -81,13 +81,7 @@ def nearest_neighbors(
     n_samples, n_features = X.shape
     if candidates is None:
         candidates = np.ones(n_samples, dtype=bool)
-    n_candidates = int(np.count_nonzero(candidates))
-    if not 1 <= n_neighbors < n_candidates:
-        raise ValueError(
-            f"n_neighbors={n_neighbors} must be at least 1 and smaller than "
-            f"the {n_candidates} samples of positive weight that may be "
-            "neighbours (a sample is not its own neighbour)."
-        )
+    check_n_neighbors(n_neighbors, int(np.count_nonzero(candidates)))
     if algorithm not in ALGORITHMS:
         raise ValueError(f"algorithm must be one of {ALGORITHMS}; got {algorithm!r}.")
     if algorithm == "auto":
@@ -95,6 +89,27 @@ def nearest_neighbors(
     if algorithm == "exact":
         return _exact_neighbors(X, n_neighbors, candidates, torch.device(device))
     return _indexed_neighbors(X, n_neighbors, candidates, algorithm)
+
+
+def check_n_neighbors(n_neighbors, n_candidates):
+    """Raise a ValueError unless 1 ≤ ``n_neighbors`` < ``n_candidates``.
+
+    ``n_candidates`` is the number of samples that may be neighbours: those
+    of positive weight in the data of ``fit``, or in the chunk of
+    ``partial_fit``, which mines neighbours within its chunk.
+    """
+    if n_neighbors < 1:
+        raise ValueError(
+            f"n_neighbors={n_neighbors} must be at least 1 (or None: no "
+            "neighbour views)."
+        )
+    if n_neighbors >= n_candidates:
+        raise ValueError(
+            f"n_neighbors={n_neighbors} must be smaller than the number of "
+            f"samples, {n_candidates} (of positive weight; for partial_fit, "
+            "in the chunk, within which neighbours are mined): each sample "
+            "needs n_neighbors neighbours other than itself."
+        )
 
 
 def _auto_algorithm(n_samples, n_features):
@@ -150,8 +165,7 @@ def _exact_neighbors(X, n_neighbors, candidates, device):
     )
 
     def block(start, stop):
-        rows = torch.as_tensor(np.asarray(X[start:stop]), device=device)
-        rows = rows.to(dtype) - center
+        rows = torch.tensor(X[start:stop], dtype=dtype, device=device) - center
         return rows, (rows * rows).sum(dim=1)
 
     excluded = torch.as_tensor(~candidates, device=device)
@@ -160,8 +174,9 @@ def _exact_neighbors(X, n_neighbors, candidates, device):
     for query_start, query_stop in bounds:
         queries, query_norms = block(query_start, query_stop)
         n_queries = query_stop - query_start
-        best = torch.full((n_queries, n_neighbors), math.inf, dtype=dtype, device=device)
-        best_index = torch.zeros((n_queries, n_neighbors), dtype=torch.int64, device=device)
+        shape = (n_queries, n_neighbors)
+        best = torch.full(shape, math.inf, dtype=dtype, device=device)
+        best_index = torch.zeros(shape, dtype=torch.int64, device=device)
         for start, stop in bounds:
             rows, norms = block(start, stop)
             squared = torch.addmm(

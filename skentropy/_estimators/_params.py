@@ -20,6 +20,7 @@ from sklearn.utils.validation import (
 )
 
 from skentropy._estimators._heads import HEADS
+from skentropy._estimators._neighbors import check_n_neighbors
 from skentropy._estimators._training import OPTIMIZERS
 
 # Stopping rule of the pseudo-label solvers of the self-labeling estimators.
@@ -201,6 +202,8 @@ class _ClusteringParameters(BaseEstimator):
     def _check_params_vs_input(self, X):
         """Check the parameters against the training data (a hook: SeLa adds)."""
         check_n_samples(X, self.n_clusters)
+        if self.n_neighbors is not None:
+            check_n_neighbors(self.n_neighbors, X.shape[0])
 
     def _check_partial_labels(self, y, n_samples):
         """Labels of weak supervision as int64 (−1 = unlabeled), or None."""

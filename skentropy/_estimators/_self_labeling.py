@@ -143,6 +143,9 @@ class EntropyClustering(_BaseEntropyClustering):
     device : {"auto", "cpu", "cuda"}, default="auto"
         {device}
 
+    n_neighbors : int, default=None
+        {n_neighbors}
+
     {deep_parameters}
 
     Attributes
@@ -239,6 +242,7 @@ class EntropyClustering(_BaseEntropyClustering):
         random_state=None,
         verbose=0,
         device="auto",
+        n_neighbors=None,
         module=None,
         augment=None,
         n_augmentations=2,
@@ -262,6 +266,7 @@ class EntropyClustering(_BaseEntropyClustering):
             random_state=random_state,
             verbose=verbose,
             device=device,
+            n_neighbors=n_neighbors,
             head=head,
             n_heads=n_heads,
             temperature=temperature,
@@ -373,6 +378,9 @@ class CollisionCEClustering(_BaseEntropyClustering):
     device : {"auto", "cpu", "cuda"}, default="auto"
         {device}
 
+    n_neighbors : int, default=None
+        {n_neighbors}
+
     {deep_parameters}
 
     Attributes
@@ -474,6 +482,7 @@ class CollisionCEClustering(_BaseEntropyClustering):
         random_state=None,
         verbose=0,
         device="auto",
+        n_neighbors=None,
         module=None,
         augment=None,
         n_augmentations=2,
@@ -497,6 +506,7 @@ class CollisionCEClustering(_BaseEntropyClustering):
             random_state=random_state,
             verbose=verbose,
             device=device,
+            n_neighbors=n_neighbors,
             head=head,
             n_heads=n_heads,
             temperature=temperature,

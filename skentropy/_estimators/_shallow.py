@@ -32,18 +32,14 @@ from skentropy._estimators._training import (
     TrainingResult,
     margin_scale,
 )
-from skentropy._estimators._neighbors import nearest_neighbors
 from skentropy._estimators._views import (
+    NEIGHBOR_DRAWS,
     NeighborViews,
     SingleView,
     average_over_views,
 )
 from skentropy._prior import check_prior
 from skentropy._torch_utils import torch_dtype, torch_generator
-
-
-# The number of neighbours drawn for the views of each sample, with n_neighbors.
-NEIGHBOR_DRAWS = 1
 
 
 @dataclass
@@ -81,15 +77,16 @@ class ShallowTrainer(Trainer):
 
     With ``n_neighbors``, the views of each training sample are the sample
     and one of its ``n_neighbors`` nearest neighbours in X (Euclidean, the
-    geometry of z), drawn anew for each batch
+    geometry of z, whose single scale s keeps the neighbours of X), drawn
+    anew for each batch
     (:class:`~skentropy._estimators._views.NeighborViews`); the neighbours
     are mined once per call of ``fit`` or ``partial_fit``, on the rows it
-    is given, among those of positive weight.
+    is given, among those of positive weight
+    (:meth:`~skentropy._estimators._training.Trainer.neighbors`). σ_i, the
+    mean over the views, enters the pseudo-labels of the batch and the
+    step alike; targets of an epoch (``_epoch_targets``) see σ of the
+    samples alone.
     """
-
-    def __init__(self, estimator):
-        super().__init__(estimator)
-        self._neighbors = None  # (X, its neighbours), mined once per call
 
     def validate_input(self, X, *, reset):
         return validate_features(self.estimator, X, reset=reset)
@@ -130,19 +127,14 @@ class ShallowTrainer(Trainer):
 
     def _views(self, data, heads):
         """The training views: the samples, or with their neighbours in X."""
-        n_neighbors = self.estimator.n_neighbors
-        if n_neighbors is None:
-            return SingleView()
         X, _, sample_weight = data
         parameter = next(heads.parameters())
-        if self._neighbors is None or self._neighbors[0] is not X:
-            neighbors, _ = nearest_neighbors(
-                X, n_neighbors, candidates=sample_weight > 0, device=parameter.device
-            )
-            self._neighbors = (X, neighbors)
-        n_drawn = NEIGHBOR_DRAWS
-        read = BatchReader(X, self.estimator.batch_size * n_drawn, like=parameter)
-        return NeighborViews(self._neighbors[1], read, n_drawn)
+        neighbors = self.neighbors(X, sample_weight, parameter.device)
+        if neighbors is None:
+            return SingleView()
+        n_rows = self.estimator.batch_size * NEIGHBOR_DRAWS
+        read = BatchReader(X, n_rows, like=parameter)
+        return NeighborViews(neighbors, read, NEIGHBOR_DRAWS)
 
     def fitted_model(self, device):
         """All fitted heads, in the fitted dtype, from the estimator's state."""

@@ -31,6 +31,10 @@ import math
 import numpy as np
 import torch
 
+# The number of neighbours drawn for the views of each sample with
+# n_neighbors: T = 2 views, the sample and one neighbour, as SCAN's pairs.
+NEIGHBOR_DRAWS = 1
+
 
 def make_views(augment, n_augmentations):
     """The views of an estimator's ``augment`` and ``n_augmentations``."""
@@ -150,6 +154,8 @@ class NeighborViews:
         self.n_views = (1 + n_drawn) * self.views.n_views
 
     def __call__(self, batch, rows, generator):
+        if isinstance(rows, torch.Tensor):
+            rows = rows.cpu()
         samples = torch.arange(self.neighbors.shape[0])[rows]
         drawn = self.draw(samples, generator)  # (n_drawn, n)
         order = drawn.flatten().numpy()
