@@ -158,7 +158,7 @@ def _exact_neighbors(X, n_neighbors, candidates, device):
         for start in range(0, n_samples, _BLOCK_ROWS)
     ]
     center = torch.as_tensor(
-        sum(np.asarray(X[start:stop], np.float64).sum(axis=0) for start, stop in bounds)
+        sum(X[start:stop].sum(axis=0, dtype=np.float64) for start, stop in bounds)
         / n_samples,
         dtype=dtype,
         device=device,
