@@ -1,7 +1,7 @@
 """Neighbour views: views of each training sample drawn from its k nearest neighbours.
 
 With ``n_neighbors=k``, σ_i in training is the mean of σ over sample i and
-one of its k nearest neighbours, drawn anew for each mini-batch. These tests
+two of its k nearest neighbours, drawn anew for each mini-batch. These tests
 check the mining (exact against brute force, memory O(n·k) on a memory map),
 that both trainers train on such views, where ``partial_fit`` and dask mine
 (within the chunk), determinism and the errors for a bad ``n_neighbors``.
@@ -190,16 +190,20 @@ def test_shallow_trainer_uses_neighbor_views(Estimator, monkeypatch):
     expected = brute_force_neighbors(X, 4)
     assert spy.calls
     for views, batch, rows, output in spy.calls:
-        assert views.n_views == 2
+        assert views.n_views == 3
         n = len(rows)
-        assert output.shape == (2 * n, X.shape[1])
+        assert output.shape == (3 * n, X.shape[1])
         assert_array_equal(output[:n], batch)
         assert_array_equal(batch, X[rows])
-        # the second view of sample i is one of its 4 nearest neighbours
+        # the other views of sample i are two distinct of its 4 nearest
+        # neighbours
         drawn = [np.flatnonzero((X == view).all(axis=1)) for view in output[n:]]
         assert all(
             np.isin(found, expected[row]).any()
-            for found, row in zip(drawn, rows, strict=True)
+            for found, row in zip(drawn, np.tile(rows, 2), strict=True)
+        )
+        assert not any(
+            np.array_equal(a, b) for a, b in zip(drawn[:n], drawn[n:], strict=True)
         )
     plain = Estimator(3, max_iter=2, random_state=0).fit(X)
     assert not np.allclose(model.predict_proba(X), plain.predict_proba(X))
@@ -219,13 +223,13 @@ def test_deep_trainer_uses_neighbor_and_augmented_views(monkeypatch):
     assert len(spy.calls) == 2 * 2  # two epochs of two batches
     for views, batch, rows, output in spy.calls:
         n = len(rows)
-        assert views.n_views == 4  # (the sample, a neighbour) × 2 augmentations
-        assert output.shape == (4 * n, *X.shape[1:])
+        assert views.n_views == 6  # (the sample, 2 neighbours) × 2 augmentations
+        assert output.shape == (6 * n, *X.shape[1:])
         assert_array_equal(output[:n], batch[..., ::-1])
         assert_array_equal(batch, X[rows])
-        neighbours = output[n : 2 * n, ..., ::-1]
-        assert_array_equal(output[2 * n :], output[:2 * n])  # flip is fixed
-        for row, view in zip(rows, neighbours, strict=True):
+        neighbours = output[n : 3 * n, ..., ::-1]
+        assert_array_equal(output[3 * n :], output[: 3 * n])  # flip is fixed
+        for row, view in zip(np.tile(rows, 2), neighbours, strict=True):
             assert any(np.array_equal(view, X[j]) for j in expected[row])
     # the fitted net holds no neighbour views, hence no reference to X
     assert not isinstance(model.net_.views, _views.NeighborViews)
@@ -270,7 +274,7 @@ def test_partial_fit_mines_within_the_chunk(monkeypatch):
     expected = brute_force_neighbors(chunk, 5)
     _, batch, rows, output = views.calls[-1]
     n = len(rows)
-    for row, view in zip(rows, output[n:], strict=True):
+    for row, view in zip(np.tile(rows, 2), output[n:], strict=True):
         assert any(np.array_equal(view, chunk[j]) for j in expected[row])
     # a chunk with no more rows than n_neighbors has too few neighbours
     with pytest.raises(ValueError, match="partial_fit, in the chunk"):
@@ -332,3 +336,4 @@ def test_bad_n_neighbors(Estimator):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         Estimator(3, n_neighbors=29, max_iter=1).fit(X)
+        Estimator(3, n_neighbors=1, max_iter=1).fit(X)  # one neighbour drawn

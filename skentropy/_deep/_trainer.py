@@ -39,10 +39,11 @@ class DeepTrainer(Trainer):
     epoch (``_epoch_targets``) are not computed: SeLa refuses
     ``schedule="full"`` with a module.
 
-    With ``n_neighbors``, the views of each sample are the sample and one of
-    its ``n_neighbors`` nearest neighbours, each augmented by ``augment``
-    (2 · ``n_augmentations`` views; :class:`~skentropy._estimators._views.
-    NeighborViews` around the augmentations). The neighbours are mined once
+    With ``n_neighbors``, the views of each sample are the sample and two of
+    its ``n_neighbors`` nearest neighbours (one if k = 1), each augmented by
+    ``augment``: 3 · ``n_augmentations`` views
+    (:class:`~skentropy._estimators._views.NeighborViews` around the
+    augmentations). The neighbours are mined once
     per call of ``fit`` or ``partial_fit``, on the input X as given,
     flattened (Euclidean distance between the samples, e.g. the pixels of
     images or fixed features), not on the network's features f_w(X), which

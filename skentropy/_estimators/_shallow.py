@@ -76,7 +76,7 @@ class ShallowTrainer(Trainer):
     Adam's moments).
 
     With ``n_neighbors``, the views of each training sample are the sample
-    and one of its ``n_neighbors`` nearest neighbours in X (Euclidean, the
+    and two of its ``n_neighbors`` nearest neighbours in X (Euclidean, the
     geometry of z, whose single scale s keeps the neighbours of X), drawn
     anew for each batch
     (:class:`~skentropy._estimators._views.NeighborViews`); the neighbours
