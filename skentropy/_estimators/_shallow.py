@@ -88,6 +88,10 @@ class ShallowTrainer(Trainer):
     samples alone.
     """
 
+    views = SingleView()
+    """The views of each sample without neighbours (those with neighbours
+    wrap them)."""
+
     def validate_input(self, X, *, reset):
         return validate_features(self.estimator, X, reset=reset)
 
@@ -131,10 +135,10 @@ class ShallowTrainer(Trainer):
         parameter = next(heads.parameters())
         neighbors = self.neighbors(X, sample_weight, parameter.device)
         if neighbors is None:
-            return SingleView()
+            return self.views
         n_rows = self.estimator.batch_size * NEIGHBOR_DRAWS
         read = BatchReader(X, n_rows, like=parameter)
-        return NeighborViews(neighbors, read, NEIGHBOR_DRAWS)
+        return NeighborViews(neighbors, read, NEIGHBOR_DRAWS, views=self.views)
 
     def fitted_model(self, device):
         """All fitted heads, in the fitted dtype, from the estimator's state."""
