@@ -19,6 +19,12 @@ input. When more than one (file, preprocessing) cell is run, a summary table
 follows: the mean ACC and NMI of each method in each cell, their means over
 the cells, and each method's mean ACC lead over ``KMeans(n_init=10)``.
 
+``--n-neighbors K [K ...]`` adds, after each softmax estimator, a row
+``Name(n_neighbors=K)`` for each K (neighbour views, see the user guide's
+"Neighbour views on fixed features"), and prints for each cell the seconds of
+mining the K nearest neighbours once (exact, blocked, in torch); a fit with
+``n_neighbors`` mines them itself, so its fit seconds include that time.
+
 The faiss row needs ``faiss-cpu`` (``pip install faiss-cpu``, or the
 ``bench`` extra); without it the row is skipped with a message. It keeps
 faiss's defaults besides ``nredo``, so each restart trains on a random subset
@@ -38,6 +44,9 @@ Usage, from the repository root::
         --only "KMeans(n_init=10)" EntropyClustering
     .venv/bin/python benchmarks/table2.py --files all --prep raw,std,l2 \
         --only "KMeans(n_init=10)" "faiss KMeans(nredo=10)" EntropyClustering
+    .venv/bin/python benchmarks/table2.py --n-neighbors 5 10 20 50 \
+        --only "KMeans(n_init=10)" EntropyClustering \
+        "EntropyClustering(n_neighbors=20)"
 """
 
 import argparse
@@ -51,6 +60,7 @@ from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 from sklearn.preprocessing import StandardScaler, normalize
 
 import skentropy
+from skentropy._estimators._neighbors import nearest_neighbors
 from skentropy.metrics import clustering_accuracy
 
 try:
@@ -111,10 +121,12 @@ class FaissKMeans:
         return self
 
 
-def methods(n_clusters):
+def methods(n_clusters, n_neighbors=()):
     """Name → factory(seed) of every clusterer compared, KMeans first.
 
-    The faiss row follows KMeans when ``faiss`` is importable.
+    The faiss row follows KMeans when ``faiss`` is importable; each estimator
+    that takes ``n_neighbors`` is followed by a row per value in
+    ``n_neighbors``.
     """
     factories = {KMEANS: lambda seed: KMeans(n_clusters, n_init=10, random_state=seed)}
     if faiss is not None:
@@ -125,6 +137,14 @@ def methods(n_clusters):
             factories[name] = lambda seed, estimator=estimator: estimator(
                 n_clusters, random_state=seed
             )
+            if "n_neighbors" not in estimator().get_params():
+                continue
+            for k in n_neighbors:
+                factories[f"{name}(n_neighbors={k})"] = (
+                    lambda seed, estimator=estimator, k=k: estimator(
+                        n_clusters, n_neighbors=k, random_state=seed
+                    )
+                )
     return factories
 
 
@@ -170,6 +190,14 @@ def main(argv=None):
         action="store_true",
         help="same as --prep std (added to --prep when both are given)",
     )
+    parser.add_argument(
+        "--n-neighbors",
+        type=int,
+        nargs="+",
+        default=[],
+        metavar="K",
+        help="add a row Name(n_neighbors=K) after each softmax estimator",
+    )
     parser.add_argument("--threads", type=int, help="torch and faiss threads")
     parser.add_argument(
         "--only",
@@ -188,7 +216,7 @@ def main(argv=None):
         preps.append("std")
     args.preps = list(dict.fromkeys(preps or ["raw"]))
 
-    known = set(methods(2)) | {FAISS}
+    known = set(methods(2, args.n_neighbors)) | {FAISS}
     unknown = [name for name in args.only or () if name not in known]
     if unknown:
         parser.error(f"unknown --only {unknown}; choose among {sorted(known)}")
@@ -235,10 +263,17 @@ def run_file(path, args):
             f"seeds 0..{args.seeds - 1}, "
             f"torch {torch.__version__} with {torch.get_num_threads()} threads\n"
         )
+        for k in args.n_neighbors:
+            start = time.perf_counter()
+            nearest_neighbors(X, k)
+            print(
+                f"mining the {k} nearest neighbours: "
+                f"{time.perf_counter() - start:.2f} s"
+            )
         print("| method | ACC mean (std) | NMI | ARI | fit s |")
         print("| --- | --- | --- | --- | --- |")
         scores_of = {}
-        for name, make_estimator in methods(n_clusters).items():
+        for name, make_estimator in methods(n_clusters, args.n_neighbors).items():
             if args.only and name not in args.only:
                 continue
             scores = evaluate(make_estimator, X, y, range(args.seeds))

@@ -53,6 +53,7 @@ def test_gallery_is_not_empty():
         "plot_grid_search_gamma",
         "plot_weak_supervision",
         "plot_compare_estimators",
+        "plot_neighbor_views",
     } <= names
 
 
@@ -169,6 +170,15 @@ def test_choose_k_and_gamma_without_labels():
     # largest γ, which empties clusters, is not chosen.
     assert accuracy[np.argmax(stability)] > accuracy.max() - 0.05
     assert stability[-1] < stability.max()
+
+
+def test_neighbor_views_beat_plain_and_kmeans():
+    run = run_example("plot_neighbor_views")
+    assert run["purity"] > 0.9
+    scores = run["scores"]
+    for score in ("accuracy", "NMI"):
+        assert scores["n_neighbors=10"][score] > scores["EntropyClustering"][score]
+        assert scores["n_neighbors=10"][score] > scores["K-means"][score] + 0.1
 
 
 # -- The plotting helper ------------------------------------------------------

@@ -10,6 +10,7 @@ schedules), the printed log and its progress bar.
 """
 
 import copy
+import functools
 
 import numpy as np
 import torch
@@ -19,7 +20,7 @@ from skorch.callbacks import EarlyStopping, ProgressBar
 from skentropy._deep._net import ClusteringModule, ClusteringNet
 from skentropy._estimators._seeding import init_rows, init_size, seed_heads
 from skentropy._estimators._training import OPTIMIZERS, Trainer, TrainingResult
-from skentropy._estimators._views import make_views
+from skentropy._estimators._views import NEIGHBOR_DRAWS, NeighborViews, make_views
 from skentropy._prior import check_prior
 from skentropy._torch_utils import seeded_rng, torch_generator
 
@@ -37,6 +38,18 @@ class DeepTrainer(Trainer):
     margin term weighs γ from the start (no warm-up), and targets of an
     epoch (``_epoch_targets``) are not computed: SeLa refuses
     ``schedule="full"`` with a module.
+
+    With ``n_neighbors``, the views of each sample are the sample and two of
+    its ``n_neighbors`` nearest neighbours (one if k = 1), each augmented by
+    ``augment``: 3 · ``n_augmentations`` views
+    (:class:`~skentropy._estimators._views.NeighborViews` around the
+    augmentations). The neighbours are mined once
+    per call of ``fit`` or ``partial_fit``, on the input X as given,
+    flattened (Euclidean distance between the samples, e.g. the pixels of
+    images or fixed features), not on the network's features f_w(X), which
+    would need all of X through the network at each epoch. They are handed
+    to the net for the training only, so that ``net_`` holds no reference
+    to X.
     """
 
     def validate_input(self, X, *, reset):
@@ -134,8 +147,16 @@ class DeepTrainer(Trainer):
         inputs = {"X": X, "sample_weight": sample_weight, "rows": np.arange(len(X))}
         if labels is not None:
             inputs["labels"] = labels
-        with seeded_rng(seed, device):
-            net.partial_fit(inputs)
+        views = net.views
+        neighbors = self.neighbors(X, sample_weight, device)
+        if neighbors is not None:
+            read = functools.partial(_read_rows, X, net.device)
+            net.views = NeighborViews(neighbors, read, NEIGHBOR_DRAWS, views=views)
+        try:
+            with seeded_rng(seed, device):
+                net.partial_fit(inputs)
+        finally:
+            net.views = views  # the fitted net_ holds no reference to X
         head_losses = [
             _epoch_head_losses(epoch) for epoch in list(net.history)[n_before:]
         ]
@@ -158,6 +179,11 @@ class DeepTrainer(Trainer):
 
     def fitted_state(self, model):
         return {"net_": model}
+
+
+def _read_rows(X, device, indices):
+    """The samples of X at ``indices`` as a tensor on ``device``."""
+    return torch.as_tensor(X[indices], device=device)
 
 
 def _features(net, X, batch_size):

@@ -149,6 +149,9 @@ class MIGDClustering(_BaseEntropyClustering):
     device : {"auto", "cpu", "cuda"}, default="auto"
         {device}
 
+    n_neighbors : int, default=None
+        {n_neighbors}
+
     {deep_parameters}
 
     Attributes
@@ -246,6 +249,7 @@ class MIGDClustering(_BaseEntropyClustering):
         random_state=None,
         verbose=0,
         device="auto",
+        n_neighbors=None,
         module=None,
         augment=None,
         n_augmentations=2,
@@ -273,6 +277,7 @@ class MIGDClustering(_BaseEntropyClustering):
             random_state=random_state,
             verbose=verbose,
             device=device,
+            n_neighbors=n_neighbors,
             module=module,
             augment=augment,
             n_augmentations=n_augmentations,
@@ -386,6 +391,9 @@ class SeLaClustering(_BaseEntropyClustering):
     device : {"auto", "cpu", "cuda"}, default="auto"
         {device}
 
+    n_neighbors : int, default=None
+        {n_neighbors}
+
     {deep_parameters}
 
     Attributes
@@ -488,6 +496,7 @@ class SeLaClustering(_BaseEntropyClustering):
         random_state=None,
         verbose=0,
         device="auto",
+        n_neighbors=None,
         module=None,
         augment=None,
         n_augmentations=2,
@@ -515,6 +524,7 @@ class SeLaClustering(_BaseEntropyClustering):
             random_state=random_state,
             verbose=verbose,
             device=device,
+            n_neighbors=n_neighbors,
             module=module,
             augment=augment,
             n_augmentations=n_augmentations,
@@ -644,6 +654,9 @@ class MIADMClustering(_BaseEntropyClustering):
     device : {"auto", "cpu", "cuda"}, default="auto"
         {device}
 
+    n_neighbors : int, default=None
+        {n_neighbors}
+
     {deep_parameters}
 
     Attributes
@@ -738,6 +751,7 @@ class MIADMClustering(_BaseEntropyClustering):
         random_state=None,
         verbose=0,
         device="auto",
+        n_neighbors=None,
         module=None,
         augment=None,
         n_augmentations=2,
@@ -765,6 +779,7 @@ class MIADMClustering(_BaseEntropyClustering):
             random_state=random_state,
             verbose=verbose,
             device=device,
+            n_neighbors=n_neighbors,
             module=module,
             augment=augment,
             n_augmentations=n_augmentations,

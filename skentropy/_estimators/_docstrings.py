@@ -108,6 +108,23 @@ loss.""",
 Where the model is trained and evaluated. ``"auto"`` uses a CUDA GPU if
 one is available. The fitted parameters are stored as numpy arrays in
 any case.""",
+    "n_neighbors": """\
+Neighbour views: with an int k, σ_i in training is the mean of σ over
+three views, sample i and two of its k nearest neighbours (one if
+k = 1), drawn at random for each mini-batch, as over augmented views
+in deep mode: a cluster boundary between a sample and its neighbours
+costs in the loss. The mean enters the pseudo-labels of the batch and
+the optimizer step alike. Neighbours are the k rows of X nearest in
+Euclidean distance (of the features z = (x − x̄)/s the head sees, which
+has the neighbours of X; pass L2-normalized rows for cosine
+neighbours), among the samples of positive weight, mined once per call
+of ``fit`` (exactly, in blocks, in memory O(n_samples · k); beyond
+50,000 samples by a tree on few features, or faiss's HNSW index if
+installed) and, by ``partial_fit``, within the chunk it is given (so
+also per block of a dask array). In deep mode they are mined on the
+input X as given, flattened, and combine with ``augment``: each view
+is augmented. k must be smaller than the number of samples. ``None``:
+σ_i = σ(x_i), no neighbours. See :ref:`neighbor-views`.""",
     "deep_parameters": """\
 module : torch.nn.Module class or instance, default=None
     Feature network f_w of deep mode: the estimator then trains σ(v f_w(X)

@@ -91,6 +91,9 @@ class MaxMarginEntropyClustering(_BaseEntropyClustering):
     device : {"auto", "cpu", "cuda"}, default="auto"
         {device}
 
+    n_neighbors : int, default=None
+        {n_neighbors}
+
     {deep_parameters}
 
     Attributes
@@ -181,6 +184,7 @@ class MaxMarginEntropyClustering(_BaseEntropyClustering):
         random_state=None,
         verbose=0,
         device="auto",
+        n_neighbors=None,
         module=None,
         augment=None,
         n_augmentations=2,
@@ -204,6 +208,7 @@ class MaxMarginEntropyClustering(_BaseEntropyClustering):
             random_state=random_state,
             verbose=verbose,
             device=device,
+            n_neighbors=n_neighbors,
             head=head,
             n_heads=n_heads,
             temperature=temperature,

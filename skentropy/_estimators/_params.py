@@ -20,6 +20,7 @@ from sklearn.utils.validation import (
 )
 
 from skentropy._estimators._heads import HEADS
+from skentropy._estimators._neighbors import check_n_neighbors
 from skentropy._estimators._training import OPTIMIZERS
 
 # Stopping rule of the pseudo-label solvers of the self-labeling estimators.
@@ -64,6 +65,7 @@ class _ClusteringParameters(BaseEstimator):
         "module": [None, callable],
         "augment": [None, callable],
         "n_augmentations": [Interval(Integral, 1, None, closed="left")],
+        "n_neighbors": [None, Interval(Integral, 1, None, closed="left")],
         "callbacks": [None, list],
     }
 
@@ -94,6 +96,7 @@ class _ClusteringParameters(BaseEstimator):
         augment=None,
         n_augmentations=2,
         callbacks=None,
+        n_neighbors=None,
         **kwargs,
     ):
         for key in kwargs:
@@ -126,6 +129,7 @@ class _ClusteringParameters(BaseEstimator):
         self.augment = augment
         self.n_augmentations = n_augmentations
         self.callbacks = callbacks
+        self.n_neighbors = n_neighbors
         vars(self).update(kwargs)  # module__* parameters, as skorch stores them
 
     def get_params(self, deep=True):
@@ -198,6 +202,8 @@ class _ClusteringParameters(BaseEstimator):
     def _check_params_vs_input(self, X):
         """Check the parameters against the training data (a hook: SeLa adds)."""
         check_n_samples(X, self.n_clusters)
+        if self.n_neighbors is not None:
+            check_n_neighbors(self.n_neighbors, X.shape[0])
 
     def _check_partial_labels(self, y, n_samples):
         """Labels of weak supervision as int64 (−1 = unlabeled), or None."""

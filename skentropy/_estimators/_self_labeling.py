@@ -143,6 +143,9 @@ class EntropyClustering(_BaseEntropyClustering):
     device : {"auto", "cpu", "cuda"}, default="auto"
         {device}
 
+    n_neighbors : int, default=None
+        {n_neighbors}
+
     {deep_parameters}
 
     Attributes
@@ -241,6 +244,7 @@ class EntropyClustering(_BaseEntropyClustering):
         random_state=None,
         verbose=0,
         device="auto",
+        n_neighbors=None,
         module=None,
         augment=None,
         n_augmentations=2,
@@ -264,6 +268,7 @@ class EntropyClustering(_BaseEntropyClustering):
             random_state=random_state,
             verbose=verbose,
             device=device,
+            n_neighbors=n_neighbors,
             head=head,
             n_heads=n_heads,
             temperature=temperature,
@@ -375,6 +380,9 @@ class CollisionCEClustering(_BaseEntropyClustering):
     device : {"auto", "cpu", "cuda"}, default="auto"
         {device}
 
+    n_neighbors : int, default=None
+        {n_neighbors}
+
     {deep_parameters}
 
     Attributes
@@ -477,6 +485,7 @@ class CollisionCEClustering(_BaseEntropyClustering):
         random_state=None,
         verbose=0,
         device="auto",
+        n_neighbors=None,
         module=None,
         augment=None,
         n_augmentations=2,
@@ -500,6 +509,7 @@ class CollisionCEClustering(_BaseEntropyClustering):
             random_state=random_state,
             verbose=verbose,
             device=device,
+            n_neighbors=n_neighbors,
             head=head,
             n_heads=n_heads,
             temperature=temperature,

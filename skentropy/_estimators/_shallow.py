@@ -8,7 +8,7 @@ warm-up of the margin term (:func:`~skentropy._estimators._training.margin_scale
 """
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -32,7 +32,12 @@ from skentropy._estimators._training import (
     TrainingResult,
     margin_scale,
 )
-from skentropy._estimators._views import SingleView, average_over_views
+from skentropy._estimators._views import (
+    NEIGHBOR_DRAWS,
+    NeighborViews,
+    SingleView,
+    average_over_views,
+)
 from skentropy._prior import check_prior
 from skentropy._torch_utils import torch_dtype, torch_generator
 
@@ -47,6 +52,10 @@ class ShallowModel:
 
     optimizer: torch.optim.Optimizer | None = None
     """Set by the training."""
+
+    views: object = field(default_factory=SingleView)
+    """The views of the training samples (see
+    :mod:`~skentropy._estimators._views`)."""
 
 
 class ShallowTrainer(Trainer):
@@ -65,9 +74,23 @@ class ShallowTrainer(Trainer):
     its calls, a warm-started ``fit`` trains with the whole γ. ``fit`` starts
     a new optimizer, ``partial_fit`` continues the fitted one's state (e.g.
     Adam's moments).
+
+    With ``n_neighbors``, the views of each training sample are the sample
+    and two of its ``n_neighbors`` nearest neighbours in X (Euclidean, the
+    geometry of z, whose single scale s keeps the neighbours of X), drawn
+    anew for each batch
+    (:class:`~skentropy._estimators._views.NeighborViews`); the neighbours
+    are mined once per call of ``fit`` or ``partial_fit``, on the rows it
+    is given, among those of positive weight
+    (:meth:`~skentropy._estimators._training.Trainer.neighbors`). σ_i, the
+    mean over the views, enters the pseudo-labels of the batch and the
+    step alike; targets of an epoch (``_epoch_targets``) see σ of the
+    samples alone.
     """
 
     views = SingleView()
+    """The views of each sample without neighbours (those with neighbours
+    wrap them)."""
 
     def validate_input(self, X, *, reset):
         return validate_features(self.estimator, X, reset=reset)
@@ -98,11 +121,24 @@ class ShallowTrainer(Trainer):
                 random_state,
                 prior=check_prior(estimator.prior, estimator.n_clusters),
             )
-        return ShallowModel(heads, generator)
+        return ShallowModel(heads, generator, views=self._views(data, heads))
 
     def continued_model(self, data, random_state, device):
         heads = self.fitted_model(device).heads.to(dtype=torch_dtype(data.X.dtype))
-        return ShallowModel(heads, torch_generator(random_state))
+        return ShallowModel(
+            heads, torch_generator(random_state), views=self._views(data, heads)
+        )
+
+    def _views(self, data, heads):
+        """The training views: the samples, or with their neighbours in X."""
+        X, _, sample_weight = data
+        parameter = next(heads.parameters())
+        neighbors = self.neighbors(X, sample_weight, parameter.device)
+        if neighbors is None:
+            return self.views
+        n_rows = self.estimator.batch_size * NEIGHBOR_DRAWS
+        read = BatchReader(X, n_rows, like=parameter)
+        return NeighborViews(neighbors, read, NEIGHBOR_DRAWS, views=self.views)
 
     def fitted_model(self, device):
         """All fitted heads, in the fitted dtype, from the estimator's state."""
@@ -218,11 +254,11 @@ class ShallowTrainer(Trainer):
                 if some_zero_weight and not sample_weight[rows].any():
                     continue  # zero weights drop rows, and here a whole batch
                 weight = weights[rows]
-                views = self.views(read(rows), rows, generator)
+                views = model.views(read(rows), rows, generator)
                 head_losses = torch.stack(
                     [
                         loss(
-                            self._view_log_probs(head, views),
+                            self._view_log_probs(head, views, model.views.n_views),
                             head.margin_weight,
                             weight,
                             labels=None if labels is None else labels[rows],
@@ -246,10 +282,10 @@ class ShallowTrainer(Trainer):
             )
         return mean_losses
 
-    def _view_log_probs(self, head, views):
+    def _view_log_probs(self, head, views, n_views):
         """ln σ of a head on a batch, averaged over the views of each sample."""
         log_probs = torch.log_softmax(head(views), dim=1)
-        return average_over_views(log_probs, self.views.n_views)
+        return average_over_views(log_probs, n_views)
 
     def log_probs(self, model, X, head):
         return self._log_probs(model.heads[head], X)

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from skentropy import losses
+from skentropy._estimators._neighbors import nearest_neighbors
 
 OPTIMIZERS = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam}
 
@@ -210,6 +211,31 @@ class Trainer(ABC):
 
     def __init__(self, estimator):
         self.estimator = estimator
+        self._neighbors = None  # (X, its neighbours): mined once per call
+
+    def neighbors(self, X, sample_weight, device):
+        """The ``n_neighbors`` nearest neighbours of each row of X, or None.
+
+        Mined once per call of ``fit`` or ``partial_fit`` (a trainer serves
+        one call; the ``n_init`` trainings share them), among the rows of
+        positive weight, by Euclidean distance between the rows of X
+        flattened (:func:`~skentropy._estimators._neighbors.nearest_neighbors`).
+
+        Returns
+        -------
+        neighbors : ndarray of shape (n_samples, n_neighbors) or None
+            Indices in X; None when ``n_neighbors`` is None.
+        """
+        n_neighbors = self.estimator.n_neighbors
+        if n_neighbors is None:
+            return None
+        if self._neighbors is None or self._neighbors[0] is not X:
+            flat = X.reshape(X.shape[0], -1)
+            neighbors, _ = nearest_neighbors(
+                flat, n_neighbors, candidates=sample_weight > 0, device=device
+            )
+            self._neighbors = (X, neighbors)
+        return self._neighbors[1]
 
     @abstractmethod
     def validate_input(self, X, *, reset):

@@ -18,13 +18,25 @@ varies between the views. A views object has
 
 :class:`SingleView` is the sample itself (no averaging); :class:`AugmentedViews`
 are random augmentations of it, the self-augmentation of deep mode (entropy
-clustering supplement E.3, collision cross-entropy §5.2).
+clustering supplement E.3, collision cross-entropy §5.2); :class:`NeighborViews`
+are the sample and some of its k nearest neighbours in X, drawn anew for each
+batch, which stand in for augmentations where there is no image to augment
+(fixed features), as in SCAN (Van Gansbeke et al. 2020) and TEMI (Adaloglou
+et al. 2023), and combine with them in deep mode.
 """
 
 import inspect
 import math
 
+import numpy as np
 import torch
+
+# The number of neighbours drawn for the views of each sample with
+# n_neighbors: T = 3 views, the sample and two distinct neighbours. On 3,000
+# CIFAR-10 EfficientNet features (EntropyClustering, n_neighbors=20, seeds
+# 0-3) one neighbour reached ACC 0.535, 0.481, 0.535, 0.534 (no views: 0.491
+# for seed 0), two 0.540, 0.538, 0.540 (seeds 1-3) for 1.3 times the time.
+NEIGHBOR_DRAWS = 2
 
 
 def make_views(augment, n_augmentations):
@@ -108,3 +120,60 @@ class AugmentedViews:
                 f"{tuple(getattr(augmented, 'shape', ()))}."
             )
         return augmented.view_as(batch)
+
+
+class NeighborViews:
+    """The sample and ``n_drawn`` of its k nearest neighbours, each seen by ``views``.
+
+    For each batch, ``n_drawn`` distinct neighbours of each sample are drawn
+    uniformly from its k nearest (a new draw for every batch), so that
+    σ_i = mean of σ over x_i and the drawn x_j: a cluster boundary that
+    separates a sample from its neighbours costs in the loss, as one that
+    separates it from its augmentations does.
+
+    Parameters
+    ----------
+    neighbors : ndarray of shape (n_samples, k)
+        The indices in X of the k nearest neighbours of each row of X.
+
+    read : callable
+        ``read(indices)``: the rows of X at ``indices`` (an int64 ndarray,
+        sorted) as a tensor like the batches.
+
+    n_drawn : int, default=1
+        The number of neighbours drawn for each sample; at most k are.
+
+    views : views object, default=None
+        The views of each of these samples (e.g. :class:`AugmentedViews`);
+        ``None`` is :class:`SingleView`. Their count multiplies: T =
+        (1 + ``n_drawn``) · ``views.n_views``.
+    """
+
+    def __init__(self, neighbors, read, n_drawn=1, views=None):
+        self.neighbors = torch.as_tensor(neighbors, dtype=torch.int64)
+        self.read = read
+        self.n_drawn = min(n_drawn, self.neighbors.shape[1])
+        self.views = SingleView() if views is None else views
+        self.n_views = (1 + self.n_drawn) * self.views.n_views
+
+    def __call__(self, batch, rows, generator):
+        if isinstance(rows, torch.Tensor):
+            rows = rows.cpu()
+        samples = torch.arange(self.neighbors.shape[0])[rows]
+        drawn = self.draw(samples, generator)  # (n_drawn, n)
+        order = drawn.flatten().numpy()
+        unique, inverse = np.unique(order, return_inverse=True)
+        neighbors = self.read(unique)[torch.from_numpy(inverse).to(batch.device)]
+        return self.views(torch.cat([batch, neighbors]), None, generator)
+
+    def draw(self, samples, generator):
+        """``n_drawn`` distinct neighbours of each sample, uniformly among k.
+
+        Returns
+        -------
+        drawn : torch.Tensor of shape (n_drawn, n_samples)
+            Indices in X, stacked draw by draw.
+        """
+        keys = torch.rand(len(samples), self.neighbors.shape[1], generator=generator)
+        columns = keys.argsort(dim=1)[:, : self.n_drawn]
+        return torch.gather(self.neighbors[samples], 1, columns).T
