@@ -9,6 +9,7 @@
 - ``_batching``: mini-batches, reading X, torch threads; ``_seeding``: the
   k-means++ start of new heads; ``_heads``: linear and Norm-FC heads;
   ``_views``: the views of each sample that σ is averaged over;
+  ``_neighbors``: the k nearest neighbours of each row, for neighbour views;
 - ``_docstrings``: the docstring texts the estimators share;
 - the estimators: ``_self_labeling`` (EntropyClustering,
   CollisionCEClustering), ``_max_margin`` (MaxMarginEntropyClustering),
