@@ -132,6 +132,7 @@ class MaxMarginEntropyClustering(_BaseEntropyClustering):
     {initialization_notes}
 
     {defaults_notes}
+
     On standardized digits (10 clusters, random_state 0 to 4) these defaults
     reach a mean clustering accuracy of 0.80, :class:`~sklearn.cluster.KMeans`
     with ``n_init=10`` 0.61.

@@ -183,6 +183,7 @@ class EntropyClustering(_BaseEntropyClustering):
     {initialization_notes}
 
     {defaults_notes}
+
     Pseudo-labels solved to a relative KKT residual of ``em_tol=5e-2``
     cluster as well as tighter ones at a fraction of the cost: one
     stochastic step does not need exact labels (CIFAR-10 and USPS features,
@@ -429,6 +430,7 @@ class CollisionCEClustering(_BaseEntropyClustering):
     {initialization_notes}
 
     {defaults_notes}
+
     On standardized digits (10 clusters, random_state 0 to 4) these defaults
     reach a mean clustering accuracy of 0.81, :class:`~sklearn.cluster.KMeans`
     with ``n_init=10`` 0.61.
