@@ -38,22 +38,25 @@ from sklearn.metrics.cluster import contingency_matrix
 __all__ = ["clustering_accuracy", "clustering_accuracy_scorer"]
 
 
-def _check_labels(labels_true, labels_pred):
-    """Return both label arrays as 1-D numpy arrays of the same non-zero length."""
+def _check_labels(labels_true, labels_pred, names=("labels_true", "labels_pred")):
+    """Return both label arrays as 1-D numpy arrays of the same non-zero length.
+
+    ``names`` are the argument names that the error messages use.
+    """
     labels_true = np.asarray(labels_true)
     labels_pred = np.asarray(labels_pred)
-    for name, labels in (("labels_true", labels_true), ("labels_pred", labels_pred)):
+    for name, labels in zip(names, (labels_true, labels_pred), strict=True):
         if labels.ndim != 1:
             raise ValueError(
                 f"{name} must be 1-D, got an array of shape {labels.shape}."
             )
     if labels_true.shape[0] != labels_pred.shape[0]:
         raise ValueError(
-            "labels_true and labels_pred must have the same length, got "
+            f"{names[0]} and {names[1]} must have the same length, got "
             f"{labels_true.shape[0]} and {labels_pred.shape[0]}."
         )
     if labels_true.shape[0] == 0:
-        raise ValueError("labels_true and labels_pred are empty.")
+        raise ValueError(f"{names[0]} and {names[1]} are empty.")
     return labels_true, labels_pred
 
 

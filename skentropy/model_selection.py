@@ -41,6 +41,8 @@ from sklearn.base import clone
 from sklearn.utils import Bunch, _safe_indexing, check_random_state, indexable
 from sklearn.utils.parallel import Parallel, delayed
 
+from skentropy.metrics import _check_labels
+
 __all__ = [
     "plot_n_clusters_selection",
     "select_n_clusters",
@@ -170,20 +172,9 @@ def stability_score(
     >>> round(stability_score(labels, [0] * 45 + [1] * 55, n_clusters=3), 2)
     0.47
     """
-    labels_a = np.asarray(labels_a)
-    labels_b = np.asarray(labels_b)
-    for name, labels in (("labels_a", labels_a), ("labels_b", labels_b)):
-        if labels.ndim != 1:
-            raise ValueError(
-                f"{name} must be 1-D, got an array of shape {labels.shape}."
-            )
-    if labels_a.shape[0] != labels_b.shape[0]:
-        raise ValueError(
-            "labels_a and labels_b must have the same length, got "
-            f"{labels_a.shape[0]} and {labels_b.shape[0]}."
-        )
-    if labels_a.shape[0] == 0:
-        raise ValueError("labels_a and labels_b are empty.")
+    labels_a, labels_b = _check_labels(
+        labels_a, labels_b, names=("labels_a", "labels_b")
+    )
     _, codes_a = np.unique(labels_a, return_inverse=True)
     _, codes_b = np.unique(labels_b, return_inverse=True)
     n_found = max(codes_a.max(), codes_b.max()) + 1
