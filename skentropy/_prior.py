@@ -48,6 +48,8 @@ def check_prior(prior, n_clusters, *, like=None, positive=True):
         given = np.asarray(prior)
         if given.dtype.kind != "f":
             given = given.astype(np.float64)
+        if not given.flags.c_contiguous:  # e.g. a reversed view, prior[::-1]
+            given = given.copy()
         given = torch.as_tensor(given)
     if not given.dtype.is_floating_point:
         given = given.to(torch.float64)

@@ -49,3 +49,14 @@ def seeded_rng(seed, device):
             with torch.cuda.device(device):
                 torch.cuda.manual_seed(seed)
         yield
+
+
+def without_negative_strides(array):
+    """``array``, copied in C order if one of its strides is negative.
+
+    torch cannot wrap numpy views such as ``X[::-1]``; every other array,
+    memory maps included, is returned as it is (no copy).
+    """
+    if isinstance(array, np.ndarray) and any(s < 0 for s in array.strides):
+        return np.ascontiguousarray(array)
+    return array

@@ -22,6 +22,10 @@ from skentropy import (
     CollisionCEClustering,
     EntropyClustering,
     MaxMarginEntropyClustering,
+    MIADMClustering,
+    MIGDClustering,
+    SeCuClustering,
+    SeLaClustering,
     losses,
 )
 from skentropy.metrics import clustering_accuracy, clustering_accuracy_scorer
@@ -307,6 +311,33 @@ def test_prior_sets_the_cluster_proportions(Estimator, digits):
     )
     proportions = np.bincount(estimator.labels_, minlength=2) / X.shape[0]
     assert_allclose(proportions, [0.8, 0.2], atol=0.1)
+
+
+@pytest.mark.parametrize(
+    "Estimator",
+    [*ESTIMATORS, MIGDClustering, SeLaClustering, MIADMClustering, SeCuClustering],
+    ids=lambda Estimator: Estimator.__name__,
+)
+def test_views_with_negative_strides_fit_as_their_copies(Estimator, digits):
+    # X[::-1] is a numpy view that torch cannot wrap without a copy.
+    X, _ = digits
+    reversed_view, weights = X[::-1], np.linspace(0.5, 1.5, X.shape[0])[::-1]
+    copy = np.ascontiguousarray(reversed_view)
+    assert reversed_view.strides[0] < 0 and weights.strides[0] < 0
+    on_view = fit_quietly(make_fast(Estimator), reversed_view, sample_weight=weights)
+    on_copy = fit_quietly(make_fast(Estimator), copy, sample_weight=weights.copy())
+    assert_array_equal(on_view.labels_, on_copy.labels_)
+    assert_array_equal(on_view.predict(reversed_view), on_copy.predict(copy))
+
+
+def test_prior_may_be_a_view_with_negative_strides(digits):
+    # prior[::-1] is a numpy view that torch cannot wrap without a copy.
+    X, _ = digits
+    prior = np.array([0.2, 0.8])[::-1]
+    estimator = fit_quietly(
+        EntropyClustering(n_clusters=2, prior=prior, max_iter=2, random_state=0), X
+    )
+    assert estimator.labels_.shape == (X.shape[0],)
 
 
 @each_estimator

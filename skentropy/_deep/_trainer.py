@@ -22,7 +22,11 @@ from skentropy._estimators._seeding import init_rows, init_size, seed_heads
 from skentropy._estimators._training import OPTIMIZERS, Trainer, TrainingResult
 from skentropy._estimators._views import NEIGHBOR_DRAWS, NeighborViews, make_views
 from skentropy._prior import check_prior
-from skentropy._torch_utils import seeded_rng, torch_generator
+from skentropy._torch_utils import (
+    seeded_rng,
+    torch_generator,
+    without_negative_strides,
+)
 
 
 class DeepTrainer(Trainer):
@@ -59,6 +63,7 @@ class DeepTrainer(Trainer):
         """
         estimator = self.estimator
         X = validate_data(estimator, X, dtype=np.float32, allow_nd=True, reset=reset)
+        X = without_negative_strides(X)
         if reset:
             estimator._input_shape = X.shape[1:]
         elif X.shape[1:] != estimator._input_shape:

@@ -22,6 +22,7 @@ from sklearn.utils.validation import (
 from skentropy._estimators._heads import HEADS
 from skentropy._estimators._neighbors import check_n_neighbors
 from skentropy._estimators._training import OPTIMIZERS
+from skentropy._torch_utils import without_negative_strides
 
 # Stopping rule of the pseudo-label solvers of the self-labeling estimators.
 PSEUDO_LABEL_CONSTRAINTS = {
@@ -242,11 +243,12 @@ def validate_features(estimator, X, *, reset):
     """Features X of a shallow estimator: float32 stays, the rest is float64.
 
     Also checks their magnitude (:func:`check_magnitude`). Copies nothing
-    that is already float32 or float64, so memory maps stay on disk.
+    that is already float32 or float64, so memory maps stay on disk (only
+    views with a negative stride, e.g. ``X[::-1]``, are copied).
     """
     X = validate_data(estimator, X, dtype=[np.float64, np.float32], reset=reset)
     check_magnitude(X)
-    return X
+    return without_negative_strides(X)
 
 
 def check_magnitude(X):
