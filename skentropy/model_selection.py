@@ -12,7 +12,7 @@ clusterings agree, adjusted for chance so that every number of clusters has
 the same scale (0 for independent labelings, 1 for identical ones).
 
 :func:`select_n_clusters` runs this for a list of candidate numbers of
-clusters on random halves of the data, fitting each half once, and
+clusters on random halves of the data, comparing every pair of fits, and
 :func:`plot_n_clusters_selection` draws its scores.
 
 Examples
@@ -33,6 +33,7 @@ Examples
 {'n_clusters': 3}
 """
 
+import itertools
 import numbers
 
 import numpy as np
@@ -215,18 +216,23 @@ def _requested_n_clusters(estimator):
     return None
 
 
-def _reseeded_clone(estimator):
+def _reseeded_clone(estimator, index=1):
     """A clone whose integer ``random_state`` parameters get derived seeds.
 
     Every ``random_state`` of the estimator (and of its steps) that is an
-    integer r becomes ``RandomState(r).randint(2**31 - 1)``: deterministic,
-    and different from r, so that the two fits compared do not share their
+    integer r becomes the ``index``-th draw of ``RandomState(r).randint(2**31
+    - 1)`` (``index=0`` keeps r): deterministic, and different from r and
+    from the other draws, so that the fits compared do not share their
     initialization. ``None`` and RandomState instances are left as they are
     (their fits differ anyway).
     """
     estimator = clone(estimator)
+    if index == 0:
+        return estimator
     seeds = {
-        name: int(check_random_state(value).randint(np.iinfo(np.int32).max))
+        name: int(
+            check_random_state(value).randint(np.iinfo(np.int32).max, size=index)[-1]
+        )
         for name, value in estimator.get_params().items()
         if (name == "random_state" or name.endswith("__random_state"))
         and isinstance(value, numbers.Integral)
@@ -397,13 +403,9 @@ def _n_clusters_param(estimator, param_name):
     return param_name
 
 
-def _fit_and_predict(estimator, X, fit_rows, predict_rows):
-    """Fit on X[fit_rows]; the labels of X[fit_rows] and of X[predict_rows]."""
-    estimator.fit(_safe_indexing(X, fit_rows))
-    return (
-        estimator.predict(_safe_indexing(X, fit_rows)),
-        estimator.predict(_safe_indexing(X, predict_rows)),
-    )
+def _fit_and_predict(estimator, X, rows):
+    """Fit on X[rows]; the labels it predicts for every row of X."""
+    return estimator.fit(_safe_indexing(X, rows)).predict(X)
 
 
 def select_n_clusters(
@@ -416,21 +418,25 @@ def select_n_clusters(
     random_state=None,
     n_jobs=None,
 ):
-    """Choose the number of clusters without labels, by cross-validated stability.
+    """Choose the number of clusters without labels, by stability over random halves.
 
     For every candidate number of clusters K, X is split ``n_repeats`` times
-    at random into two halves A and B, as in Lange et al. (2004). A copy of
-    the estimator with K clusters is fitted on A, and another one, with the
-    seed :func:`unsupervised_scorer` gives its clone, on B. Each half is then
-    labeled twice, by the model fitted on it and by the model fitted on the
-    other half, and the :func:`stability_score` of the two labelings is the
-    score of that half. The chosen K has the largest mean score.
+    at random into two halves, as in Lange et al. (2004), and a copy of the
+    estimator with K clusters is fitted on each of the ``2 * n_repeats``
+    halves, every copy with its own seed (the first with the estimator's
+    ``random_state``, the others with seeds derived from it as
+    :func:`unsupervised_scorer` derives its clone's). Each fitted copy then
+    labels all of X: its own half, and the rest as new data. Every pair of
+    copies is scored by the :func:`stability_score` of their two labelings
+    of X, and the chosen K has the largest mean score over the pairs.
 
-    The score of half B is the score of :func:`unsupervised_scorer` for the
-    split (train A, held-out B); that of half A is the same with the seeds of
-    the two fits swapped. So one split into halves costs two fits and gives
-    two scores, where ``GridSearchCV(..., scoring=unsupervised_scorer,
-    cv=2)`` fits four times for the same two.
+    Comparing every pair of fits, not only the two fits of one split, gives
+    ``n_repeats * (2 * n_repeats - 1)`` scores for the same ``2 * n_repeats``
+    fits (15 instead of 6 for three splits), an average over more
+    comparisons of the same fits: on the benchmark sets the curves of
+    mean score against K of two different sets of splits were closer
+    together (mean absolute difference 0.036 against 0.047, correlation 0.84
+    against 0.69; see :ref:`model-selection`).
 
     Parameters
     ----------
@@ -446,7 +452,7 @@ def select_n_clusters(
         Distinct numbers of clusters to compare, each at least 2.
 
     n_repeats : int, default=3
-        Number of random splits into halves; each gives two scores per
+        Number of random splits into halves; ``2 * n_repeats`` fits per
         candidate.
 
     param_name : str, default=None
@@ -472,15 +478,23 @@ def select_n_clusters(
             ``mean_score`` (the smallest one in a tie).
         candidates : ndarray of shape (n_candidates,)
             The candidates, in increasing order.
-        scores : ndarray of shape (n_candidates, 2 * n_repeats)
-            The stability score of every candidate on every half: columns
-            ``2 * r`` and ``2 * r + 1`` are the halves B and A of split r.
+        scores : ndarray of shape (n_candidates, n_pairs)
+            The stability score of every pair of fits of every candidate,
+            ``n_pairs = n_repeats * (2 * n_repeats - 1)``; column p is the
+            pair ``pairs[p]``.
         mean_score, std_score : ndarray of shape (n_candidates,)
-            Their mean and standard deviation over the halves.
+            Their mean and standard deviation over the pairs. The pairs
+            share fits, so ``std_score`` shows the spread of one comparison,
+            not the uncertainty of the mean.
         param_name : str
             The parameter that was set.
-        halves : list of (ndarray, ndarray)
-            The sorted row indices of the halves A and B of every split.
+        halves : list of ndarray
+            The sorted row indices of the half each fit was trained on
+            (``n_samples // 2`` rows, or the rest): fits ``2 * r`` and
+            ``2 * r + 1`` are the two halves of split r.
+        pairs : list of (int, int)
+            The fits (indices into ``halves``) compared in each column of
+            ``scores``.
 
     Raises
     ------
@@ -497,17 +511,26 @@ def select_n_clusters(
 
     Notes
     -----
-    Cost: ``2 * n_repeats`` fits on half of X per candidate. Stability
-    favours numbers of clusters whose clusters are found the same way every
-    time, which need not be the number of classes of a labeling: see the
-    Notes of :func:`unsupervised_scorer`. With a ``random_state=None``
-    estimator the scores are random as its fits are.
+    Cost: ``2 * n_repeats`` fits on half of X per candidate, and one
+    ``predict`` of X per fit. The score of a pair of fits from the same split
+    compares each fit's labels of its own half with the other's labels of
+    that half as new data, as :func:`unsupervised_scorer` does; two fits from
+    different splits share about half of their training rows, as the
+    subsamples of Ben-Hur et al. (2002) do. Stability favours numbers of
+    clusters whose clusters are found the same way every time, which need not
+    be the number of classes of a labeling: see the Notes of
+    :func:`unsupervised_scorer`. With a ``random_state=None`` estimator the
+    scores are random as its fits are.
 
     References
     ----------
     Lange, T., Roth, V., Braun, M. L. and Buhmann, J. M. (2004),
     "Stability-based validation of clustering solutions", *Neural
     Computation* 16(6), 1299–1323.
+
+    Ben-Hur, A., Elisseeff, A. and Guyon, I. (2002), "A stability based
+    method for discovering structure in clustered data", *Pacific Symposium
+    on Biocomputing* 7, 6–17.
 
     Examples
     --------
@@ -517,11 +540,11 @@ def select_n_clusters(
     >>> centers = [[0, 0], [0, 8], [8, 0], [8, 8]]
     >>> X, _ = make_blobs(n_samples=200, centers=centers, random_state=0)
     >>> model = MaxMarginEntropyClustering(max_iter=20, random_state=0)
-    >>> result = select_n_clusters(model, X, [3, 4, 5], n_repeats=1, random_state=0)
+    >>> result = select_n_clusters(model, X, [3, 4, 5], n_repeats=2, random_state=0)
     >>> result.n_clusters
     4
     >>> result.scores.shape
-    (3, 2)
+    (3, 6)
     """
     candidates = _check_candidates(candidates)
     param_name = _n_clusters_param(estimator, param_name)
@@ -534,36 +557,34 @@ def select_n_clusters(
     halves = []
     for _ in range(n_repeats):
         permutation = rng.permutation(n_samples)
-        halves.append(
-            (
-                np.sort(permutation[: n_samples // 2]),
-                np.sort(permutation[n_samples // 2 :]),
-            )
-        )
+        halves += [
+            np.sort(permutation[: n_samples // 2]),
+            np.sort(permutation[n_samples // 2 :]),
+        ]
+    pairs = list(itertools.combinations(range(len(halves)), 2))
 
-    def fit_on(k, rows, other_rows, reseed):
+    def fit_on(k, fit_index):
         model = clone(estimator).set_params(**{param_name: int(k)})
-        if reseed:
-            model = _reseeded_clone(model)
-        return delayed(_fit_and_predict)(model, X, rows, other_rows)
+        model = _reseeded_clone(model, index=fit_index)
+        return delayed(_fit_and_predict)(model, X, halves[fit_index])
 
     labels = Parallel(n_jobs=n_jobs)(
-        fit_on(k, *rows, reseed=reseed)
-        for k in candidates
-        for half_a, half_b in halves
-        for rows, reseed in (((half_a, half_b), False), ((half_b, half_a), True))
+        fit_on(k, fit_index) for k in candidates for fit_index in range(len(halves))
     )
-    # labels[2 * (i * n_repeats + r) + j]: the fit of candidate i on half j of
-    # split r (j = 0: A, the estimator's seed; j = 1: B, the clone's seed), as
-    # (labels of its own half, labels of the other half).
-    scores = np.empty((candidates.size, 2 * n_repeats))
-    for i, k in enumerate(candidates):
-        for r in range(n_repeats):
-            (a_on_a, a_on_b), (b_on_b, b_on_a) = labels[
-                2 * (i * n_repeats + r) : 2 * (i * n_repeats + r) + 2
+    # labels[i * len(halves) + f]: the labels of X by fit f of candidate i.
+    scores = np.array(
+        [
+            [
+                stability_score(
+                    labels[i * len(halves) + f],
+                    labels[i * len(halves) + g],
+                    n_clusters=int(k),
+                )
+                for f, g in pairs
             ]
-            scores[i, 2 * r] = stability_score(a_on_b, b_on_b, n_clusters=int(k))
-            scores[i, 2 * r + 1] = stability_score(b_on_a, a_on_a, n_clusters=int(k))
+            for i, k in enumerate(candidates)
+        ]
+    )
     mean_score = scores.mean(axis=1)
     return Bunch(
         n_clusters=int(candidates[np.argmax(mean_score)]),
@@ -573,6 +594,7 @@ def select_n_clusters(
         std_score=scores.std(axis=1),
         param_name=param_name,
         halves=halves,
+        pairs=pairs,
     )
 
 
@@ -580,7 +602,7 @@ def plot_n_clusters_selection(result, *, ax=None):
     """Plot the stability scores of :func:`select_n_clusters` against K.
 
     Draws the mean score of each candidate with a bar of ± one standard
-    deviation over the splits, and marks the chosen number of clusters.
+    deviation over the pairs of fits, and marks the chosen number of clusters.
     matplotlib is imported only when this function is called.
 
     Parameters
@@ -622,7 +644,7 @@ def plot_n_clusters_selection(result, *, ax=None):
         yerr=result.std_score,
         fmt="o-",
         capsize=3,
-        label="stability (mean ± std over splits)",
+        label="stability (mean ± std over pairs of fits)",
     )
     ax.axvline(
         result.n_clusters,

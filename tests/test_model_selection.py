@@ -196,21 +196,46 @@ def test_select_n_clusters_returns_what_it_documents(blobs):
     )
     assert result.param_name == "n_clusters"
     np.testing.assert_array_equal(result.candidates, [2, 3, 4])
-    assert result.scores.shape == (3, 4)
+    # 2 splits: 4 fits per candidate, every pair of them compared.
+    assert result.pairs == [(0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (2, 3)]
+    assert result.scores.shape == (3, 6)
     np.testing.assert_allclose(result.mean_score, result.scores.mean(axis=1))
     np.testing.assert_allclose(result.std_score, result.scores.std(axis=1))
     assert result.n_clusters == result.candidates[np.argmax(result.mean_score)] == 3
-    assert len(result.halves) == 2
-    for half_a, half_b in result.halves:
+    assert len(result.halves) == 4
+    for r in range(2):
+        half_a, half_b = result.halves[2 * r], result.halves[2 * r + 1]
         np.testing.assert_array_equal(
             np.sort(np.concatenate([half_a, half_b])), np.arange(len(blobs))
         )
+    assert not np.array_equal(result.halves[0], result.halves[2])
 
-    # Column 2r is the scorer's score of split r (train A, held-out B).
-    half_a, half_b = result.halves[1]
-    for k, score in zip(result.candidates, result.scores[:, 2], strict=True):
-        model = fast_model(n_clusters=int(k)).fit(blobs[half_a])
-        assert score == unsupervised_scorer(model, blobs[half_b])
+
+def test_select_n_clusters_scores_pairs_of_fits_with_their_own_seeds(blobs):
+    result = select_n_clusters(fast_model(), blobs, [2, 3], n_repeats=2, random_state=0)
+    # Fit f is the estimator with the f-th derived seed on half f; the score of
+    # column p compares the labels of all rows by the two fits of pair p.
+    k = 3
+    labels = [
+        fast_model(n_clusters=k)
+        .set_params(random_state=int(seed))
+        .fit(blobs[half])
+        .predict(blobs)
+        for seed, half in zip(
+            [0, *np.random.RandomState(0).randint(np.iinfo(np.int32).max, size=3)],
+            result.halves,
+            strict=True,
+        )
+    ]
+    for p, (f, g) in enumerate(result.pairs):
+        assert result.scores[1, p] == stability_score(
+            labels[f], labels[g], n_clusters=k
+        )
+    # The second fit's seed is the one unsupervised_scorer gives its clone.
+    model = fast_model(n_clusters=k).fit(blobs[result.halves[0]])
+    assert result.scores[1, 0] == stability_score(
+        model.predict(blobs), labels[1], n_clusters=k
+    )
 
 
 def test_select_n_clusters_in_a_pipeline_and_in_parallel(blobs):
