@@ -6,6 +6,7 @@ import sys
 
 import numpy as np
 import pytest
+from scipy import sparse
 from sklearn.cluster import KMeans
 from sklearn.datasets import make_blobs
 from sklearn.model_selection import GridSearchCV, KFold, cross_val_score
@@ -14,6 +15,7 @@ from sklearn.preprocessing import StandardScaler
 
 from skentropy import EntropyClustering, MaxMarginEntropyClustering
 from skentropy.model_selection import (
+    gaussian_reference,
     plot_n_clusters_selection,
     select_n_clusters,
     stability_score,
@@ -213,29 +215,112 @@ def test_select_n_clusters_returns_what_it_documents(blobs):
 
 def test_select_n_clusters_scores_pairs_of_fits_with_their_own_seeds(blobs):
     result = select_n_clusters(fast_model(), blobs, [2, 3], n_repeats=2, random_state=0)
-    # Fit f is the estimator with the f-th derived seed on half f; the score of
-    # column p compares the labels of all rows by the two fits of pair p.
+    # Fit f is the estimator with the f-th derived seed on half f; the
+    # stability of column p compares the labels of all rows by the fits of
+    # pair p, on X and on the Gaussian reference drawn after the splits.
+    rng = np.random.RandomState(0)
+    for _ in range(2):
+        rng.permutation(len(blobs))
+    reference = gaussian_reference(blobs, random_state=rng)
+    seeds = [0, *np.random.RandomState(0).randint(np.iinfo(np.int32).max, size=3)]
     k = 3
-    labels = [
-        fast_model(n_clusters=k)
-        .set_params(random_state=int(seed))
-        .fit(blobs[half])
-        .predict(blobs)
-        for seed, half in zip(
-            [0, *np.random.RandomState(0).randint(np.iinfo(np.int32).max, size=3)],
-            result.halves,
-            strict=True,
-        )
-    ]
-    for p, (f, g) in enumerate(result.pairs):
-        assert result.scores[1, p] == stability_score(
-            labels[f], labels[g], n_clusters=k
-        )
+    for data, stability in (
+        (blobs, result.stability),
+        (reference, result.reference_stability),
+    ):
+        labels = [
+            fast_model(n_clusters=k)
+            .set_params(random_state=int(seed))
+            .fit(data[half])
+            .predict(data)
+            for seed, half in zip(seeds, result.halves, strict=True)
+        ]
+        for p, (f, g) in enumerate(result.pairs):
+            assert stability[1, p] == stability_score(
+                labels[f], labels[g], n_clusters=k
+            )
+    np.testing.assert_array_equal(
+        result.scores, result.stability - result.reference_stability
+    )
     # The second fit's seed is the one unsupervised_scorer gives its clone.
     model = fast_model(n_clusters=k).fit(blobs[result.halves[0]])
-    assert result.scores[1, 0] == stability_score(
-        model.predict(blobs), labels[1], n_clusters=k
+    clone_labels = (
+        fast_model(n_clusters=k)
+        .set_params(random_state=int(seeds[1]))
+        .fit(blobs[result.halves[1]])
+        .predict(blobs)
     )
+    assert result.stability[1, 0] == stability_score(
+        model.predict(blobs), clone_labels, n_clusters=k
+    )
+
+
+def test_select_n_clusters_without_a_reference_scores_x_alone(blobs):
+    with_reference = select_n_clusters(
+        fast_model(), blobs, [2, 3], n_repeats=1, random_state=0
+    )
+    alone = select_n_clusters(
+        fast_model(), blobs, [2, 3], n_repeats=1, random_state=0, reference=None
+    )
+    assert alone.reference_stability is None
+    np.testing.assert_array_equal(alone.scores, alone.stability)
+    np.testing.assert_array_equal(alone.stability, with_reference.stability)
+
+
+def test_the_reference_removes_the_stability_of_a_structureless_cloud():
+    # One elongated Gaussian: halving it along its long axis is found again
+    # every time, so stability alone prefers K = 2; on its own reference the
+    # same split is as stable, and the corrected scores are all near 0.
+    X = np.random.default_rng(0).normal(size=(400, 2)) * [4.0, 1.0]
+    result = select_n_clusters(fast_model(), X, [2, 3, 4], n_repeats=2, random_state=0)
+    assert result.stability.mean(axis=1)[0] > 0.75
+    assert np.abs(result.mean_score).max() < 0.15
+    blobs_result = select_n_clusters(
+        fast_model(),
+        make_blobs(n_samples=300, centers=CENTERS, random_state=0)[0],
+        [2, 3, 4],
+        n_repeats=2,
+        random_state=0,
+    )
+    assert blobs_result.n_clusters == 3
+    assert blobs_result.mean_score[1] > 0.5
+
+
+def test_gaussian_reference_has_the_mean_and_covariance_of_x(tmp_path):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(20000, 3)) @ [[2.0, 0, 0], [1, 1, 0], [0, 0.5, 0.1]] + 5.0
+    for data in (X, X.astype(np.float32)):
+        reference = gaussian_reference(data, random_state=0)
+        assert reference.shape == X.shape and reference.dtype == data.dtype
+        np.testing.assert_allclose(reference.mean(axis=0), X.mean(axis=0), atol=0.05)
+        np.testing.assert_allclose(np.cov(reference.T), np.cov(X.T), atol=0.1)
+    path = tmp_path / "X.npy"
+    np.save(path, X.astype(np.float32))
+    np.testing.assert_array_equal(
+        gaussian_reference(np.load(path, mmap_mode="r"), random_state=0),
+        gaussian_reference(X.astype(np.float32), random_state=0),
+    )
+    # Fewer rows than features: the covariance is singular, the draw lies
+    # in the span of the rows.
+    few = rng.normal(size=(5, 10))
+    reference = gaussian_reference(few, random_state=0)
+    assert np.isfinite(reference).all()
+    assert np.linalg.matrix_rank(reference - few.mean(axis=0), tol=1e-6) <= 4
+
+
+@pytest.mark.parametrize(
+    "X",
+    [
+        sparse.random(10, 3, density=0.5, format="csr", random_state=0),
+        np.array([["a", "b"], ["c", "d"], ["e", "f"]]),
+        np.array([[0.0, np.nan], [1.0, 2.0], [3.0, 4.0]]),
+        np.ones((1, 3)),
+    ],
+    ids=["sparse", "strings", "nan", "one row"],
+)
+def test_gaussian_reference_rejects_what_it_cannot_draw_from(X):
+    with pytest.raises(ValueError, match="reference=None"):
+        gaussian_reference(X)
 
 
 def test_select_n_clusters_in_a_pipeline_and_in_parallel(blobs):
@@ -278,6 +363,8 @@ def test_select_n_clusters_rejects_bad_settings(blobs):
         select_n_clusters(fast_model(), blobs[:14], [2, 8])
     with pytest.raises(ValueError, match="n_repeats"):
         select_n_clusters(fast_model(), blobs, [2, 3], n_repeats=0)
+    with pytest.raises(ValueError, match="reference must be"):
+        select_n_clusters(fast_model(), blobs, [2, 3], reference="uniform")
     with pytest.raises(ValueError, match="no parameter 'k'"):
         select_n_clusters(fast_model(), blobs, [2, 3], param_name="k")
 

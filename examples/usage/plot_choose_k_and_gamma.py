@@ -41,11 +41,13 @@ model = EntropyClustering(max_iter=60, random_state=0)
 # The number of clusters
 # ----------------------
 # :func:`~skentropy.model_selection.select_n_clusters` splits the data into
-# halves (``n_repeats`` times), fits one model per half and candidate K, and
-# scores each half; two fits give two scores. One split into halves keeps the
-# example fast, but the scores of one split are noisy: on real data use the
-# default ``n_repeats=3`` or more, a finer grid of K, and read the spread of
-# the scores, not only the argmax. The labels of digits have ten classes.
+# halves (``n_repeats`` times), fits one model per half and candidate K, each
+# with its own seed, and scores every pair of fits by how well their labels of
+# the data agree. One split into halves (two fits, one pair) keeps the example
+# fast, but one pair is a noisy score: on real data use the default
+# ``n_repeats=3`` (six fits, fifteen pairs) or more, a finer grid of K, and
+# read the spread of the scores, not only the argmax. The labels of digits
+# have ten classes.
 candidates = [6, 8, 10, 12, 14]
 result = select_n_clusters(model, X, candidates, n_repeats=1, random_state=0)
 for k, score in zip(result.candidates, result.mean_score, strict=True):
