@@ -1,0 +1,28 @@
+"""The benchmark scripts run: a small configuration of each one that is cheap.
+
+Benchmarks measure; they are not timed here. This only guards the scripts
+against breaking when the library changes (a benchmark that crashes after an
+hour of fitting is found late), on data that needs no file of ``../shared``.
+"""
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_model_selection_benchmark_prints_its_summary():
+    command = [
+        sys.executable,
+        str(ROOT / "benchmarks" / "model_selection.py"),
+        *("--data", "digits", "--max-samples", "300", "--candidates", "3", "4"),
+        *("--gammas", "1e-4", "1e-3", "--n-repeats", "1", "--seeds", "1"),
+        *("--param", "max_iter=10", "--n-classes", "4"),
+    ]
+    run = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr
+    assert "| K | score: stability − reference" in run.stdout
+    summary = run.stdout.split("### Summary")[1]
+    assert "| digits |" in summary
+    assert "stability − reference" in summary and "stability alone" in summary
