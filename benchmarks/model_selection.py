@@ -39,7 +39,6 @@ Usage, from the repository root::
 
 import argparse
 import ast
-import numbers
 import os
 import time
 import warnings
@@ -58,11 +57,11 @@ from sklearn.metrics import (
 )
 from sklearn.model_selection import GridSearchCV, RepeatedKFold
 from sklearn.preprocessing import StandardScaler, normalize
-from sklearn.utils import check_random_state
 
 import skentropy
 from skentropy.metrics import clustering_accuracy
-from skentropy.model_selection import (
+from skentropy.model_selection import (  # the scorer's clone, for --compare
+    _reseeded_clone,
     select_n_clusters,
     stability_score,
     unsupervised_scorer,
@@ -149,19 +148,6 @@ def choose_gamma(estimator, X, y, args):
 # -- --compare: the other candidates, from the same two labelings ------------------
 
 
-def _reseeded(estimator):
-    """The clone unsupervised_scorer fits: integer seeds r → RandomState(r) draws."""
-    estimator = clone(estimator)
-    return estimator.set_params(
-        **{
-            name: int(check_random_state(value).randint(np.iinfo(np.int32).max))
-            for name, value in estimator.get_params().items()
-            if (name == "random_state" or name.endswith("__random_state"))
-            and isinstance(value, numbers.Integral)
-        }
-    )
-
-
 def _hungarian_stability(labels_a, labels_b, n_clusters, n_permutations=20):
     """Lange et al.'s stability: matched share of samples, chance-normalized."""
     rng = np.random.default_rng(0)
@@ -204,7 +190,7 @@ def candidate_scores(estimator, X, y=None):
     """Every label-free candidate on one split, from one refit of the clone."""
     n_clusters = estimator.get_params()["n_clusters"]
     carried = estimator.predict(X)
-    refitted = _reseeded(estimator).fit(X).predict(X)
+    refitted = _reseeded_clone(estimator).fit(X).predict(X)
     return {
         "stability": stability_score(carried, refitted, n_clusters=n_clusters),
         "lange": _hungarian_stability(carried, refitted, n_clusters),

@@ -48,6 +48,7 @@ from sklearn.utils import (
 )
 from sklearn.utils.parallel import Parallel, delayed
 
+from skentropy._chunks import row_chunks
 from skentropy.metrics import _check_labels
 
 __all__ = [
@@ -434,14 +435,11 @@ def gaussian_reference(X, *, random_state=None):
             "select_n_clusters to score X alone."
         ) from error
     n_samples, n_features = X.shape
-    block = max(1, 2**20 // n_features)
-    mean = np.zeros(n_features)
-    for start in range(0, n_samples, block):
-        mean += X[start : start + block].sum(axis=0, dtype=np.float64)
-    mean /= n_samples
+    chunks = row_chunks(X)
+    mean = sum(X[rows].sum(axis=0, dtype=np.float64) for rows in chunks) / n_samples
     covariance = np.zeros((n_features, n_features))
-    for start in range(0, n_samples, block):
-        centered = X[start : start + block].astype(np.float64) - mean
+    for rows in chunks:
+        centered = X[rows].astype(np.float64) - mean
         covariance += centered.T @ centered
     covariance /= n_samples - 1
     variances, axes = np.linalg.eigh(covariance)

@@ -31,8 +31,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from skentropy._chunks import CHUNK_SIZE, row_chunks
 
-def input_standardization(X, sample_weight, chunk_size=2**15):
+
+def input_standardization(X, sample_weight, chunk_size=CHUNK_SIZE):
     """Center and scale of the standardization z = (x − center) / scale of X.
 
     ``center`` is the weighted mean x̄ of the rows and ``scale`` the
@@ -65,11 +67,7 @@ def input_standardization(X, sample_weight, chunk_size=2**15):
         The root-mean-square distance of the rows to ``center``; 1.0 when all
         rows of positive weight are equal.
     """
-    rows_per_chunk = max(1, chunk_size // max(1, X.shape[1]))
-    chunks = [
-        slice(start, start + rows_per_chunk)
-        for start in range(0, X.shape[0], rows_per_chunk)
-    ]
+    chunks = row_chunks(X, chunk_size)
     total = float(np.sum(sample_weight, dtype=np.float64))
     center = sum(
         sample_weight[rows].astype(np.float64) @ np.asarray(X[rows], np.float64)
