@@ -358,7 +358,7 @@ def main(argv=None):
         "--gammas",
         type=float,
         nargs="+",
-        default=[1e-5, 1e-4, 3e-4, 1e-3, 3e-3],
+        default=[1e-3, 1e-2, 3e-2, 1e-1, 3e-1],
         metavar="G",
     )
     parser.add_argument("--n-repeats", type=int, default=3)

@@ -215,8 +215,9 @@ def test_score_is_the_opposite_of_the_maximum_margin_loss(digits):
         make_fast(MaxMarginEntropyClustering, fairness_weight=2.0, prior=prior), X
     )
     log_probs = torch.log(torch.as_tensor(estimator.predict_proba(X)))
-    # γ acts on the weights on z = (x − x̄)/s, s the RMS distance to the mean
-    scale = np.sqrt(np.mean(np.sum((X - X.mean(axis=0)) ** 2, axis=1)))
+    # γ acts on the weights on 10·z = (x − x̄)/(s/10): the rows at mean squared
+    # norm 100, s the root-mean-square distance to the mean
+    scale = np.sqrt(np.mean(np.sum((X - X.mean(axis=0)) ** 2, axis=1))) / 10
     expected = (
         losses.decisiveness(log_probs)
         + 2.0 * losses.fairness(log_probs, prior)
@@ -282,14 +283,15 @@ def test_warm_start_continues_from_the_fitted_parameters(Estimator, digits):
 
 @each_estimator
 def test_margin_term_leaves_the_bias_free(Estimator, digits):
-    # A huge γ holds v at 0 (an SGD step with lr = 1 / 2γ zeroes it), so that
-    # σ = softmax(b) for every sample; only an unpenalized bias can then move
-    # the predictions towards the largest entry of an imbalanced prior.
+    # A huge γ holds v at 0 (the margin term is (γ/100)‖v‖² on the weights on
+    # z, so an SGD step with lr = 100 / 2γ zeroes it), so that σ = softmax(b)
+    # for every sample; only an unpenalized bias can then move the
+    # predictions towards the largest entry of an imbalanced prior.
     X, _ = digits
     estimator = fit_quietly(
         Estimator(
             n_clusters=3,
-            gamma=10.0,
+            gamma=1000.0,
             optimizer="sgd",
             lr=0.05,
             prior=[0.6, 0.3, 0.1],

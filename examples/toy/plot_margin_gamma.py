@@ -34,10 +34,11 @@ X, y = make_blobs(
 # Fit one model per γ
 # -------------------
 # The loss is mean H(σ) + λ KL(σ̄‖u) + γ‖v‖² (supplement eq. (a)); only γ
-# changes between the panels. γ is in units of the data (the weights act on X
-# centered and scaled to unit root-mean-square norm, here s ≈ 2.4), while the
-# margin in each title is 1/‖v₁ − v₂‖ of ``coef_``, in the units of X.
-gammas = [0.0, 0.002, 0.02, 0.05]
+# changes between the panels. γ is in units of the data (the margin term acts
+# on the weights on X centered and scaled to a root-mean-square norm of 10,
+# here from s ≈ 2.4; see :ref:`margin`), while the margin in each title is
+# 1/‖v₁ − v₂‖ of ``coef_``, in the units of X.
+gammas = [0.0, 0.2, 2.0, 5.0]
 models = {}
 margins = {}
 for gamma in gammas:

@@ -301,7 +301,11 @@ class _BaseEntropyClustering(
         labels = log_probs.argmax(dim=1).cpu().numpy()
         if not incremental:
             _warn_degenerate(
-                log_probs, labels, data.sample_weight, stacklevel=_CALLER
+                log_probs,
+                labels,
+                data.sample_weight,
+                gamma=self.gamma,
+                stacklevel=_CALLER,
             )
         loss_curve = result.loss_curve
         n_steps = len(loss_curve) * n_batches(data.X.shape[0], self.batch_size)
@@ -458,7 +462,7 @@ class _BaseEntropyClustering(
         return tags
 
 
-def _warn_degenerate(log_probs, labels, sample_weight, *, stacklevel):
+def _warn_degenerate(log_probs, labels, sample_weight, *, gamma, stacklevel):
     """Warn (ConvergenceWarning) if the fitted clustering is degenerate.
 
     Two degenerate outcomes are never left silent:
@@ -479,6 +483,10 @@ def _warn_degenerate(log_probs, labels, sample_weight, *, stacklevel):
     sample_weight : ndarray of shape (n_samples,)
         Their weights.
 
+    gamma : float
+        The margin weight of the fit, named in the warning with a value ten
+        times smaller to try when it is positive.
+
     stacklevel : int
         Of the caller, as for :func:`warnings.warn`.
     """
@@ -486,11 +494,17 @@ def _warn_degenerate(log_probs, labels, sample_weight, *, stacklevel):
     used = sample_weight > 0
     counts = np.bincount(labels[used], minlength=n_clusters)
     n_empty = int(np.sum(counts == 0))
+    margin = (
+        f"the margin weight gamma={gamma:g} too large for the data (try "
+        f"gamma={gamma / 10:g}, or choose gamma without labels with "
+        "skentropy.model_selection.unsupervised_scorer; see the user guide's "
+        "'Choosing gamma' for its unit), "
+        if gamma > 0
+        else ""
+    )
     causes = (
-        "Likely causes: a margin weight gamma too large for the data (gamma "
-        "is measured on X centered and scaled to unit root-mean-square norm; "
-        "try gamma / 10), a fairness_weight too small, or more clusters than "
-        "the data holds (try a smaller n_clusters)."
+        f"Likely causes: {margin}a fairness_weight too small, or more clusters "
+        "than the data holds (try a smaller n_clusters)."
     )
     if n_empty:
         warnings.warn(

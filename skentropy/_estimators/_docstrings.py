@@ -26,13 +26,17 @@ The number of clusters K, the number of outputs of the model.""",
     "gamma": """\
 Weight γ of the margin term γ‖v‖² on the weights v of the linear head
 (not on its bias). Larger values widen the soft margin 1/‖v‖ between
-the clusters. γ is in units of the data: the model sees X through
-z = (x − x̄)/s, centered and scaled to unit root-mean-square norm, and v
-acts on z, so a value means the same on raw, standardized or unit-norm
-features at any scale (see :ref:`input-scale`). Good values lie from
-about 1e-4 to 1e-3; much larger ones leave clusters empty (a
-``ConvergenceWarning`` says so). The margin weight grows from 0 to γ
-over the first 10 epochs of a new model.""",
+the clusters. On fixed features γ is in units of the data: the model
+sees X through z = (x − x̄)/s, centered and scaled to unit
+root-mean-square norm, and the margin term acts on the weights of 10·z,
+the rows at a mean squared norm of 100, about that of the papers' fixed
+features. So a value means the same on raw, standardized or unit-norm
+features at any scale and dimension (see :ref:`margin`), and the papers'
+values for fixed features, 0.001 to 0.02, work as written. Much larger
+values (from about 0.1) leave clusters empty (a ``ConvergenceWarning``
+says so and names a smaller γ). In deep mode γ acts on the head's
+weights on the network's features, as in the papers. The margin weight
+grows from 0 to γ over the first 10 epochs of a new model.""",
     "prior": """\
 Target cluster proportions u: positive, summing to one. ``None`` means
 equal proportions, u_k = 1/K.""",
@@ -234,7 +238,9 @@ data set, so that they carry over to inputs not seen here:
 - Units. The head acts on X centered and scaled to unit root-mean-square
   norm (:ref:`input-scale`): ``gamma``, ``lr`` and the initialization mean
   the same for raw, standardized or unit-norm features at any scale, and
-  ``fit(c * X)`` gives the clustering of ``fit(X)``.
+  ``fit(c * X)`` gives the clustering of ``fit(X)``. ``gamma`` (default
+  0.02, the papers' value for CIFAR-10 and STL-10) acts on the rows scaled
+  to a mean squared norm of 100 (:ref:`margin`).
 - Optimizer and epochs. The papers' protocol on fixed features (SGD with lr
   0.1, batches of 250, 10 epochs) makes 80 optimizer steps on 2,000 samples,
   far too few, and a fixed SGD step suits one scale only. The defaults keep

@@ -16,7 +16,8 @@ A head is a small :class:`torch.nn.Module` with
   on ``sample`` rows of the data so that the mean prediction there is the
   ``prior``, and drawing any random fixed parameters from the estimator's
   :class:`torch.Generator` ``generator``;
-- ``margin_weight``, the weights v on z that the margin term γ‖v‖² regularizes
+- ``margin_weight``, the weights v that the margin term γ‖v‖² regularizes, in
+  the unit of :attr:`LinearHead.margin_weight`
   (never a bias; ``None`` for a head without weights);
 - ``fitted_attributes``, the names of the estimator's public fitted numpy
   attributes showing the head (e.g. ``coef_``), and ``fitted_values()``, their
@@ -32,6 +33,14 @@ import torch
 from torch import nn
 
 from skentropy._chunks import CHUNK_SIZE, row_chunks
+
+
+# The margin term acts on the weights of the standardized rows z scaled to
+# this mean squared norm (see LinearHead.margin_weight): the papers' values of
+# γ were set on fixed features of about this scale, and measured in it the
+# range of γ that helps does not move with the dimension of X
+# (benchmarks/gamma_units.py).
+MARGIN_REFERENCE_SQUARED_NORM = 100.0
 
 
 def input_standardization(X, sample_weight, chunk_size=CHUNK_SIZE):
@@ -219,9 +228,12 @@ class _StandardizedAffine(nn.Module):
         self.bias = nn.Parameter(torch.empty(n_outputs))
         self.register_buffer("center", torch.zeros(n_features))
         self.register_buffer("scale", torch.ones(()))
+        self.register_buffer("margin_unit", torch.ones(()))
 
     def standardize(self, center, scale):
         """Set the standardization z = (f − center) / scale of the features.
+
+        Also sets the unit of the margin term (see :attr:`margin_weight`).
 
         Parameters
         ----------
@@ -234,6 +246,24 @@ class _StandardizedAffine(nn.Module):
         with torch.no_grad():
             self.center.copy_(torch.as_tensor(center, dtype=self.center.dtype))
             self.scale.fill_(float(scale))
+            self.margin_unit.fill_(1.0 / math.sqrt(MARGIN_REFERENCE_SQUARED_NORM))
+
+    @property
+    def margin_weight(self):
+        """The weights on which the margin term γ‖·‖² acts (the bias excluded).
+
+        On standardized features, W/10: the weights of the same map acting
+        on 10·z, the rows centered and scaled to a mean squared norm of
+        ``MARGIN_REFERENCE_SQUARED_NORM`` = 100, so γ‖W/10‖² = (γ/100)‖W‖².
+        A value of γ then means the same whatever the scale, the dimension
+        and the preparation of X, and the papers' values for fixed features
+        (0.001 to 0.02, set on ResNet-50 features whose mean squared
+        distance to their mean is of the order of a hundred or more) fall
+        where the margin helps on every input measured (see the user
+        guide's "Choosing gamma"). Without standardization (deep mode, the
+        network's own features) W itself, as in the papers.
+        """
+        return self.weight * self.margin_unit
 
     def _standardized(self, points):
         """Points given in the units of the features, as float64 z on the CPU."""
@@ -341,11 +371,6 @@ class LinearHead(_StandardizedAffine):
     def forward(self, features):
         """Logits z vᵀ + b of shape (n_samples, n_clusters)."""
         return _LinearMap.apply(features, *self.affine_on_features())
-
-    @property
-    def margin_weight(self):
-        """The weights v of the margin term γ‖v‖² (the bias is excluded)."""
-        return self.weight
 
     def fitted_values(self):
         """``coef_`` and ``intercept_``: the logits are f coef_ᵀ + intercept_."""
@@ -488,9 +513,11 @@ class NormFCHead(nn.Module):
     def margin_weight(self):
         """The projection W, on which the margin term γ‖W‖² acts (not on b).
 
-        ``None`` without a projection: the head has no weights.
+        In the unit of the linear head (W/10, see
+        :attr:`LinearHead.margin_weight`); ``None`` without a projection:
+        the head has no weights.
         """
-        return None if self.projection is None else self.projection.weight
+        return None if self.projection is None else self.projection.margin_weight
 
     def fitted_values(self):
         """The projection f ↦ f Wᵀ + b on the features (if any), the prototypes."""

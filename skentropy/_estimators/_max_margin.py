@@ -32,7 +32,7 @@ class MaxMarginEntropyClustering(_BaseEntropyClustering):
     n_clusters : int, default=8
         {n_clusters}
 
-    gamma : float, default=3e-4
+    gamma : float, default=0.02
         {gamma}
 
     fairness_weight : float, default=1.0
@@ -166,7 +166,7 @@ class MaxMarginEntropyClustering(_BaseEntropyClustering):
         self,
         n_clusters=8,
         *,
-        gamma=3e-4,
+        gamma=0.02,
         fairness_weight=1.0,
         prior=None,
         max_iter=200,

@@ -76,7 +76,7 @@ class EntropyClustering(_BaseEntropyClustering):
     n_clusters : int, default=8
         {n_clusters}
 
-    gamma : float, default=3e-4
+    gamma : float, default=0.02
         {gamma}
 
     fairness_weight : float, default=100.0
@@ -224,7 +224,7 @@ class EntropyClustering(_BaseEntropyClustering):
         self,
         n_clusters=8,
         *,
-        gamma=3e-4,
+        gamma=0.02,
         fairness_weight=100.0,
         prior=None,
         max_iter=200,
@@ -314,7 +314,7 @@ class CollisionCEClustering(_BaseEntropyClustering):
     n_clusters : int, default=8
         {n_clusters}
 
-    gamma : float, default=3e-4
+    gamma : float, default=0.02
         {gamma}
 
     fairness_weight : float, default=100.0
@@ -466,7 +466,7 @@ class CollisionCEClustering(_BaseEntropyClustering):
         self,
         n_clusters=8,
         *,
-        gamma=3e-4,
+        gamma=0.02,
         fairness_weight=100.0,
         prior=None,
         max_iter=200,
