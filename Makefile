@@ -42,8 +42,12 @@ demo: $(RUNTIME_STAMP)
 lint: venv
 	$(VENV_PYTHON) -m ruff check $(LINT_PATHS)
 
+# The suite on every core: one pytest worker per core (each runs torch on one
+# thread, see tests/conftest.py); PYTEST_WORKERS=0 runs it in one process.
+PYTEST_WORKERS ?= auto
+
 test: lint
-	$(VENV_PYTHON) -m pytest
+	$(VENV_PYTHON) -m pytest -n $(PYTEST_WORKERS) --dist loadfile
 
 clean:
 	rm -rf build dist *.egg-info skentropy.egg-info .pytest_cache .ruff_cache \

@@ -184,8 +184,10 @@ class _BaseEntropyClustering(
         its mini-batches are copied, so memory holds one chunk at most. The
         first call seeds the clusters on its chunk, so every chunk should be
         large enough to hold all clusters (thousands of rows). Over the same
-        number of epochs this reaches the quality of ``fit`` on the whole
-        array. ``fit`` also accepts the memory map directly, copying only
+        number of epochs this comes close to the quality of ``fit`` on the
+        whole array (standardized digits in three chunks, 20 passes, three
+        seeds: CollisionCEClustering 0.69 against 0.75 for ``fit``). ``fit``
+        also accepts the memory map directly, copying only
         mini-batches: when the rows look randomly ordered (and there are at
         least 16 batches) it reads contiguous batches in a random order;
         otherwise it gathers the rows of shuffled mini-batches from all over

@@ -34,7 +34,6 @@ from torch import nn
 
 from skentropy._chunks import CHUNK_SIZE, row_chunks
 
-
 # The margin term acts on the weights of the standardized rows z scaled to
 # this mean squared norm (see LinearHead.margin_weight): the papers' values of
 # γ were set on fixed features of about this scale, and measured in it the
