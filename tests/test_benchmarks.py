@@ -26,3 +26,28 @@ def test_model_selection_benchmark_prints_its_summary():
     summary = run.stdout.split("### Summary")[1]
     assert "| digits |" in summary
     assert "stability − reference" in summary and "stability alone" in summary
+
+
+def test_gamma_units_benchmark_prints_its_summary(tmp_path):
+    saved = tmp_path / "cells.json"
+    command = [
+        sys.executable,
+        str(ROOT / "benchmarks" / "gamma_units.py"),
+        *("--files", "none", "--digits", "--gammas", "0.02", "0.3"),
+        *("--estimators", "MaxMarginEntropyClustering"),
+        *("--params", '{"max_iter": 5, "n_heads": 1}', "--json", str(saved)),
+    ]
+    run = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr
+    assert "| MaxMarginEntropyClustering |" in run.stdout
+    summary = run.stdout.split("### Spread across cells")[1]
+    for unit in ("reference-norm", "rms-norm", "per-feature", "effective-dim"):
+        assert f"| {unit} |" in summary
+    again = subprocess.run(
+        [*command[:2], "--summarize", str(saved)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert again.returncode == 0, again.stderr
+    assert "| digits (std) | 64 |" in again.stdout
