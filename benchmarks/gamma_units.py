@@ -44,17 +44,12 @@ from sklearn.cluster import KMeans
 from sklearn.datasets import load_digits
 from sklearn.decomposition import PCA
 from sklearn.metrics import normalized_mutual_info_score
-from sklearn.preprocessing import StandardScaler, normalize
+from sklearn.preprocessing import StandardScaler
+from table2 import DATA_DIR, PREPS  # the same files and preparations
 
 import skentropy
 from skentropy.metrics import clustering_accuracy
 
-DATA_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-PREPS = {
-    "raw": lambda X: X,
-    "std": lambda X: StandardScaler().fit_transform(X),
-    "l2": normalize,
-}
 ESTIMATORS = (
     "EntropyClustering",
     "CollisionCEClustering",
@@ -225,7 +220,7 @@ def load_cells(args):
         data = np.load(path)
         X, y = subsample(data["X"].astype(np.float32), data["y"], args.max_rows)
         for prep in args.prep.split(","):
-            yield f"{path.stem.split('-effnet')[0]} ({prep})", PREPS[prep](X), y
+            yield f"{path.stem.split('-effnet')[0]} ({prep})", PREPS[prep][1](X), y
     pca_files = []
     if args.pca_files == ["all"]:
         pca_files = sorted(args.data_dir.glob("*-effnetlite0.npz"))
