@@ -51,3 +51,28 @@ def test_gamma_units_benchmark_prints_its_summary(tmp_path):
     )
     assert again.returncode == 0, again.stderr
     assert "| digits (std) | 64 |" in again.stdout
+
+
+def test_long_tail_benchmark_prints_its_summary(tmp_path):
+    saved = tmp_path / "cells.json"
+    command = [
+        sys.executable,
+        str(ROOT / "benchmarks" / "long_tail.py"),
+        *("--files", "none", "--digits", "--prep", "std", "--ratios", "10"),
+        *("--seeds", "0", "--estimators", "MaxMarginEntropyClustering"),
+        *("--params", '{"max_iter": 5, "n_heads": 1, "prior": "auto"}'),
+        *("--json", str(saved)),
+    ]
+    run = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr
+    assert "| digits (std) r=10 |" in run.stdout
+    assert "### Summary over 1 cells" in run.stdout
+    assert "| MaxMarginEntropyClustering |" in run.stdout.split("### Summary")[1]
+    again = subprocess.run(
+        [*command[:2], "--summarize", str(saved)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert again.returncode == 0, again.stderr
+    assert "[±" in again.stdout  # the error of the estimated proportions

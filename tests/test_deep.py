@@ -381,3 +381,14 @@ def test_vgg4_with_self_augmentation_on_small_images():
     assert model.coef_.shape == (2, 4608)
     restored = pickle.loads(pickle.dumps(model))
     np.testing.assert_array_equal(restored.predict(X), model.labels_)
+
+
+@pytest.mark.parametrize("estimator", [EntropyClustering, SeLaClustering])
+def test_estimated_prior_in_deep_mode(estimator, images):
+    X, y = images
+    model = deep(estimator, prior="auto", max_iter=15, lr=3e-2).fit(X)
+    assert model.prior_.shape == (3,)
+    assert model.prior_.sum() == pytest.approx(1.0)
+    # three equal classes: the estimate stays near equal shares
+    np.testing.assert_allclose(model.prior_, 1 / 3, atol=0.1)
+    assert adjusted_rand_score(y, model.labels_) > 0.9

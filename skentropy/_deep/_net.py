@@ -165,6 +165,7 @@ class ClusteringCriterion(nn.Module):
                     head.margin_weight,
                     sample_weight,
                     labels=labels,
+                    head=index,
                 )
                 for index, head in enumerate(heads)
             ]

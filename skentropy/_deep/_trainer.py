@@ -21,7 +21,7 @@ from skentropy._deep._net import ClusteringModule, ClusteringNet
 from skentropy._estimators._seeding import init_rows, init_size, seed_heads
 from skentropy._estimators._training import OPTIMIZERS, Trainer, TrainingResult
 from skentropy._estimators._views import NEIGHBOR_DRAWS, NeighborViews, make_views
-from skentropy._prior import check_prior
+from skentropy._prior import fixed_prior
 from skentropy._torch_utils import (
     seeded_rng,
     torch_generator,
@@ -123,7 +123,7 @@ class DeepTrainer(Trainer):
             estimator.n_clusters,
             size,
             random_state,
-            prior=check_prior(estimator.prior, estimator.n_clusters),
+            prior=fixed_prior(estimator.prior, estimator.n_clusters),
         )
         return net
 

@@ -41,7 +41,7 @@ from skentropy._estimators._params import (
 )
 from skentropy._estimators._shallow import ShallowTrainer
 from skentropy._estimators._training import Run, TrainingData, TrainingLoss
-from skentropy._prior import check_prior
+from skentropy._prior import PriorEstimate, check_prior
 from skentropy._torch_utils import resolve_device
 
 # Warnings of fit and partial_fit point at their caller: the warning is issued
@@ -241,14 +241,8 @@ class _BaseEntropyClustering(
         sample_weight = _check_sample_weight(
             sample_weight, X, dtype=trainer.weight_dtype(X), ensure_non_negative=True
         )
-        data = TrainingData(
-            X, self._check_partial_labels(y, X.shape[0]), sample_weight
-        )
-        loss = TrainingLoss(
-            self._mini_batch_loss(),
-            gamma=self.gamma,
-            prior=check_prior(self.prior, self.n_clusters),
-        )
+        data = TrainingData(X, self._check_partial_labels(y, X.shape[0]), sample_weight)
+        auto = isinstance(self.prior, str)  # "auto", the one string allowed
         if incremental:
             random_state = persistent_random_state(self)
         else:
@@ -258,6 +252,16 @@ class _BaseEntropyClustering(
         n_init = self.n_init if new and not incremental else 1
         best = None
         for init in range(n_init):
+            if auto:  # each training estimates its own proportions
+                prior = PriorEstimate(
+                    self.n_heads,
+                    self.n_clusters,
+                    rate=min(1.0, self.batch_size / X.shape[0]),
+                    means=None if new else getattr(self, "_prior_means", None),
+                )
+            else:
+                prior = check_prior(self.prior, self.n_clusters)
+            loss = TrainingLoss(self._mini_batch_loss(), gamma=self.gamma, prior=prior)
             run = Run(
                 epochs=1 if incremental else self.max_iter,
                 new=new,
@@ -271,8 +275,13 @@ class _BaseEntropyClustering(
                 model = trainer.continued_model(data, random_state, device)
             result = trainer.train(model, data, loss, run, random_state, device)
             if best is None or result.head_losses.min() < best.head_losses.min():
-                best = result
+                best, best_prior = result, prior
         self._set_fitted(trainer, best, data, incremental=incremental, new=new)
+        vars(self).pop("prior_", None)
+        vars(self).pop("_prior_means", None)
+        if auto:
+            self._prior_means = best_prior.means.cpu().numpy()
+            self.prior_ = best_prior.estimate(self.best_head_).cpu().numpy()
         return self
 
     def _trainer(self, *, deep):
@@ -412,7 +421,8 @@ class _BaseEntropyClustering(
         """Opposite of the maximum-margin entropy clustering loss on X.
 
         Evaluates on the whole of X, with this estimator's ``fairness_weight``
-        λ, ``prior`` u and ``gamma`` γ, the loss
+        λ, ``prior`` u (with ``prior="auto"``, the fitted estimate
+        ``prior_``) and ``gamma`` γ, the loss
 
             mean H(σ) + λ KL(σ̄‖u) + γ‖v‖²,
 
@@ -442,6 +452,7 @@ class _BaseEntropyClustering(
             Opposite of the loss on X.
         """
         log_probs, X, head = self._inference(X)
+        auto = isinstance(self.prior, str)  # "auto": the fitted estimate
         sample_weight = _check_sample_weight(
             sample_weight, X, dtype=X.dtype, ensure_non_negative=True
         )
@@ -450,7 +461,11 @@ class _BaseEntropyClustering(
         with torch.no_grad():
             loss = losses.max_margin_entropy(
                 log_probs,
-                check_prior(self.prior, self.n_clusters, like=log_probs),
+                check_prior(
+                    getattr(self, "prior_", None) if auto else self.prior,
+                    self.n_clusters,
+                    like=log_probs,
+                ),
                 weight,
                 fairness_weight=self.fairness_weight,
                 weight=None if margin_weight is None else margin_weight.to(log_probs),

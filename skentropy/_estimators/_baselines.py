@@ -96,7 +96,7 @@ class MIGDClustering(_BaseEntropyClustering):
         Weight λ of the fairness term λ KL(σ̄‖u). With λ = 1 and equal
         proportions the loss is minus the mutual information (eq. 1).
 
-    prior : array-like of shape (n_clusters,), default=None
+    prior : array-like of shape (n_clusters,), "auto" or None, default=None
         {prior}
 
     max_iter : int, default=200
@@ -317,7 +317,7 @@ class SeLaClustering(_BaseEntropyClustering):
         Weight λ of the fairness term in :meth:`score` only: SeLa's training
         enforces the proportions as the hard constraint ȳ = u.
 
-    prior : array-like of shape (n_clusters,), default=None
+    prior : array-like of shape (n_clusters,), "auto" or None, default=None
         {prior}
         They are the proportions of the pseudo-labels (``None``:
         equipartition).
@@ -595,7 +595,7 @@ class MIADMClustering(_BaseEntropyClustering):
         Weight λ of the fairness term λ KL(ȳ‖u) of the pseudo-label problem
         (1 in eq. 6).
 
-    prior : array-like of shape (n_clusters,), default=None
+    prior : array-like of shape (n_clusters,), "auto" or None, default=None
         {prior}
 
     max_iter : int, default=200

@@ -40,7 +40,13 @@ weights on the network's features, as in the papers. The margin weight
 grows from 0 to γ over the first 10 epochs of a new model.""",
     "prior": """\
 Target cluster proportions u: positive, summing to one. ``None`` means
-equal proportions, u_k = 1/K.""",
+equal proportions, u_k = 1/K. ``"auto"`` estimates them while training,
+for clusters of unknown, unequal sizes: each head's estimate m follows
+its mean prediction σ̄ over about the last epoch (on fixed features
+from the end of the margin's warm-up on), and the target of the next mini-batch is
+u ∝ m^0.7, pulled towards equal shares, with no share below 0.5/K
+(the user guide's "Clusters of unknown sizes"). It suits long-tailed
+data; on balanced data the equal default is safer.""",
     "max_iter": """\
 Maximum number of epochs (passes over the training data).""",
     "batch_size": """\
@@ -197,6 +203,10 @@ best_head_ : int
 
 labels_ : ndarray of shape (n_samples,)
     Cluster of each training sample (argmax σ) at the end of training.
+
+prior_ : ndarray of shape (n_clusters,)
+    Estimated share of the data of each cluster, the kept head's mean
+    prediction over about the last epoch. Only with ``prior="auto"``.
 
 n_iter_ : int
     Number of epochs run.

@@ -40,7 +40,7 @@ class MaxMarginEntropyClustering(_BaseEntropyClustering):
         prediction σ̄ towards ``prior``. With λ = 1 and equal proportions the
         loss is minus the mutual information plus the margin term.
 
-    prior : array-like of shape (n_clusters,), default=None
+    prior : array-like of shape (n_clusters,), "auto" or None, default=None
         {prior}
 
     max_iter : int, default=200

@@ -46,7 +46,7 @@ class _ClusteringParameters(BaseEstimator):
         "n_clusters": [Interval(Integral, 1, None, closed="left")],
         "gamma": [Interval(Real, 0, None, closed="left")],
         "fairness_weight": [Interval(Real, 0, None, closed="left")],
-        "prior": ["array-like", None],
+        "prior": ["array-like", None, StrOptions({"auto"})],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "lr": [Interval(Real, 0, None, closed="neither")],

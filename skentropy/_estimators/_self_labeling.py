@@ -84,7 +84,7 @@ class EntropyClustering(_BaseEntropyClustering):
         problem, which pulls the cluster proportions ȳ of the pseudo-labels
         towards ``prior``. The papers use 100.
 
-    prior : array-like of shape (n_clusters,), default=None
+    prior : array-like of shape (n_clusters,), "auto" or None, default=None
         {prior}
 
     max_iter : int, default=200
@@ -322,7 +322,7 @@ class CollisionCEClustering(_BaseEntropyClustering):
         problem, which pulls the cluster proportions ȳ of the pseudo-labels
         towards ``prior``. The paper uses 100.
 
-    prior : array-like of shape (n_clusters,), default=None
+    prior : array-like of shape (n_clusters,), "auto" or None, default=None
         {prior}
 
     max_iter : int, default=200

@@ -38,7 +38,7 @@ from skentropy._estimators._views import (
     SingleView,
     average_over_views,
 )
-from skentropy._prior import check_prior
+from skentropy._prior import fixed_prior
 from skentropy._torch_utils import torch_dtype, torch_generator
 
 
@@ -119,7 +119,7 @@ class ShallowTrainer(Trainer):
                 estimator.n_clusters,
                 size,
                 random_state,
-                prior=check_prior(estimator.prior, estimator.n_clusters),
+                prior=fixed_prior(estimator.prior, estimator.n_clusters),
             )
         return ShallowModel(heads, generator, views=self._views(data, heads))
 
@@ -232,9 +232,11 @@ class ShallowTrainer(Trainer):
             labels = torch.tensor(labels, device=parameter.device)
         targets = [
             estimator._epoch_targets(
-                functools.partial(self._log_probs, head, X), loss.prior, weights
+                functools.partial(self._log_probs, head, X),
+                loss.head_prior(index),
+                weights,
             )
-            for head in heads
+            for index, head in enumerate(heads)
         ]
         if all(head_targets is None for head_targets in targets):
             targets = None
@@ -264,6 +266,7 @@ class ShallowTrainer(Trainer):
                             labels=None if labels is None else labels[rows],
                             epoch_targets=_rows_of(targets, index, rows),
                             margin_scale=scale,
+                            head=index,
                         )
                         for index, head in enumerate(heads)
                     ]

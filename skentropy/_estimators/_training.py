@@ -19,6 +19,7 @@ from torch import nn
 
 from skentropy import losses
 from skentropy._estimators._neighbors import nearest_neighbors
+from skentropy._prior import PriorEstimate
 
 OPTIMIZERS = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam}
 
@@ -133,8 +134,11 @@ class TrainingLoss:
     gamma : float
         The weight γ of the margin term.
 
-    prior : torch.Tensor of shape (n_clusters,) or None
-        Target cluster proportions u; ``None`` means uniform.
+    prior : torch.Tensor of shape (n_clusters,), PriorEstimate or None
+        Target cluster proportions u; ``None`` means uniform. A
+        :class:`~skentropy._prior.PriorEstimate` (``prior="auto"``) gives
+        each head its own target, and each head's loss on a batch moves its
+        estimate towards the batch's mean prediction σ̄.
     """
 
     def __init__(self, batch_loss, *, gamma, prior):
@@ -143,9 +147,21 @@ class TrainingLoss:
         self.prior = prior
 
     def to(self, dtype, device):
-        """The same loss with its prior in ``dtype`` on ``device``."""
-        prior = None if self.prior is None else self.prior.to(device, dtype)
+        """The same loss with its prior in ``dtype`` on ``device``.
+
+        A :class:`~skentropy._prior.PriorEstimate` moves in place: the
+        estimator reads the estimate it created when training ends.
+        """
+        prior = (
+            None if self.prior is None else self.prior.to(dtype=dtype, device=device)
+        )
         return TrainingLoss(self.batch_loss, gamma=self.gamma, prior=prior)
+
+    def head_prior(self, head):
+        """The target proportions of head number ``head`` now (None: uniform)."""
+        if isinstance(self.prior, PriorEstimate):
+            return self.prior.target(head)
+        return self.prior
 
     def __call__(
         self,
@@ -156,6 +172,7 @@ class TrainingLoss:
         labels=None,
         epoch_targets=None,
         margin_scale=1.0,
+        head=0,
     ):
         """The loss of one head on one batch.
 
@@ -181,12 +198,19 @@ class TrainingLoss:
         margin_scale : float, default=1.0
             The fraction of γ of the margin warm-up (:func:`margin_scale`).
 
+        head : int, default=0
+            The head's number, which picks its target proportions when they
+            are estimated (``prior="auto"``).
+
         Returns
         -------
         loss : torch.Tensor of shape ()
         """
         extra = {} if epoch_targets is None else {"epoch_targets": epoch_targets}
-        loss = self.batch_loss(log_probs, self.prior, sample_weight, **extra)
+        loss = self.batch_loss(log_probs, self.head_prior(head), sample_weight, **extra)
+        if isinstance(self.prior, PriorEstimate) and margin_scale == 1.0:
+            weight = sample_weight / sample_weight.sum()
+            self.prior.update(head, weight @ log_probs.detach().exp())
         if margin_weight is not None:
             loss = loss + margin_scale * self.gamma * losses.margin(margin_weight)
         if labels is not None:
