@@ -12,67 +12,54 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def run_benchmark(script, *arguments):
+    """The standard output of ``benchmarks/<script>`` run with ``arguments``."""
+    command = [sys.executable, str(ROOT / "benchmarks" / script), *arguments]
+    run = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr
+    return run.stdout
+
+
 def test_model_selection_benchmark_prints_its_summary():
-    command = [
-        sys.executable,
-        str(ROOT / "benchmarks" / "model_selection.py"),
+    output = run_benchmark(
+        "model_selection.py",
         *("--data", "digits", "--max-samples", "300", "--candidates", "3", "4"),
         *("--gammas", "1e-4", "1e-3", "--n-repeats", "1", "--seeds", "1"),
         *("--param", "max_iter=10", "--n-classes", "4"),
-    ]
-    run = subprocess.run(command, capture_output=True, text=True, timeout=600)
-    assert run.returncode == 0, run.stderr
-    assert "| K | score: stability − reference" in run.stdout
-    summary = run.stdout.split("### Summary")[1]
+    )
+    assert "| K | score: stability − reference" in output
+    summary = output.split("### Summary")[1]
     assert "| digits |" in summary
     assert "stability − reference" in summary and "stability alone" in summary
 
 
 def test_gamma_units_benchmark_prints_its_summary(tmp_path):
     saved = tmp_path / "cells.json"
-    command = [
-        sys.executable,
-        str(ROOT / "benchmarks" / "gamma_units.py"),
+    output = run_benchmark(
+        "gamma_units.py",
         *("--files", "none", "--digits", "--gammas", "0.02", "0.3"),
         *("--estimators", "MaxMarginEntropyClustering"),
         *("--params", '{"max_iter": 5, "n_heads": 1}', "--json", str(saved)),
-    ]
-    run = subprocess.run(command, capture_output=True, text=True, timeout=600)
-    assert run.returncode == 0, run.stderr
-    assert "| MaxMarginEntropyClustering |" in run.stdout
-    summary = run.stdout.split("### Spread across cells")[1]
+    )
+    assert "| MaxMarginEntropyClustering |" in output
+    summary = output.split("### Spread across cells")[1]
     for unit in ("reference-norm", "rms-norm", "per-feature", "effective-dim"):
         assert f"| {unit} |" in summary
-    again = subprocess.run(
-        [*command[:2], "--summarize", str(saved)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert again.returncode == 0, again.stderr
-    assert "| digits (std) | 64 |" in again.stdout
+    again = run_benchmark("gamma_units.py", "--summarize", str(saved))
+    assert "| digits (std) | 64 |" in again
 
 
 def test_long_tail_benchmark_prints_its_summary(tmp_path):
     saved = tmp_path / "cells.json"
-    command = [
-        sys.executable,
-        str(ROOT / "benchmarks" / "long_tail.py"),
+    output = run_benchmark(
+        "long_tail.py",
         *("--files", "none", "--digits", "--prep", "std", "--ratios", "10"),
         *("--seeds", "0", "--estimators", "MaxMarginEntropyClustering"),
         *("--params", '{"max_iter": 5, "n_heads": 1, "prior": "auto"}'),
         *("--json", str(saved)),
-    ]
-    run = subprocess.run(command, capture_output=True, text=True, timeout=600)
-    assert run.returncode == 0, run.stderr
-    assert "| digits (std) r=10 |" in run.stdout
-    assert "### Summary over 1 cells" in run.stdout
-    assert "| MaxMarginEntropyClustering |" in run.stdout.split("### Summary")[1]
-    again = subprocess.run(
-        [*command[:2], "--summarize", str(saved)],
-        capture_output=True,
-        text=True,
-        timeout=600,
     )
-    assert again.returncode == 0, again.stderr
-    assert "[±" in again.stdout  # the error of the estimated proportions
+    assert "| digits (std) r=10 |" in output
+    assert "### Summary over 1 cells" in output
+    assert "| MaxMarginEntropyClustering |" in output.split("### Summary")[1]
+    again = run_benchmark("long_tail.py", "--summarize", str(saved))
+    assert "[±" in again  # the error of the estimated proportions
