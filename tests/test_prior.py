@@ -10,6 +10,7 @@ from scipy.optimize import minimize
 from sklearn.base import clone
 from sklearn.cluster import KMeans
 from sklearn.datasets import make_blobs
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import adjusted_rand_score
 
 from skentropy import (
@@ -192,3 +193,14 @@ def test_unknown_prior_string_is_refused(long_tailed_blobs):
     X, _ = long_tailed_blobs
     with pytest.raises(ValueError, match="prior"):
         EntropyClustering(n_clusters=4, prior="estimated").fit(X)
+
+
+def test_empty_cluster_warning_names_the_estimated_prior():
+    """Two blobs asked for four clusters: the warning names prior='auto'."""
+    X, _ = make_blobs(n_samples=[300, 300], n_features=2, random_state=0)
+    model = MaxMarginEntropyClustering(
+        n_clusters=4, prior="auto", fairness_weight=0.1, random_state=0
+    )
+    with pytest.warns(ConvergenceWarning, match="prior='auto'"):
+        model.fit(X)
+    assert len(np.unique(model.labels_)) < 4

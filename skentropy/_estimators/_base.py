@@ -316,6 +316,7 @@ class _BaseEntropyClustering(
                 labels,
                 data.sample_weight,
                 gamma=self.gamma,
+                estimated_prior=isinstance(self.prior, str),
                 stacklevel=_CALLER,
             )
         loss_curve = result.loss_curve
@@ -479,7 +480,9 @@ class _BaseEntropyClustering(
         return tags
 
 
-def _warn_degenerate(log_probs, labels, sample_weight, *, gamma, stacklevel):
+def _warn_degenerate(
+    log_probs, labels, sample_weight, *, gamma, estimated_prior=False, stacklevel
+):
     """Warn (ConvergenceWarning) if the fitted clustering is degenerate.
 
     Two degenerate outcomes are never left silent:
@@ -504,6 +507,10 @@ def _warn_degenerate(log_probs, labels, sample_weight, *, gamma, stacklevel):
         The margin weight of the fit, named in the warning with a value ten
         times smaller to try when it is positive.
 
+    estimated_prior : bool, default=False
+        Whether the fit estimated the cluster proportions (``prior="auto"``),
+        which lets clusters shrink: then named as a cause too.
+
     stacklevel : int
         Of the caller, as for :func:`warnings.warn`.
     """
@@ -519,9 +526,15 @@ def _warn_degenerate(log_probs, labels, sample_weight, *, gamma, stacklevel):
         if gamma > 0
         else ""
     )
+    estimated = (
+        "prior='auto', which let clusters shrink (prior=None asks for equal "
+        "ones), "
+        if estimated_prior
+        else ""
+    )
     causes = (
-        f"Likely causes: {margin}a fairness_weight too small, or more clusters "
-        "than the data holds (try a smaller n_clusters)."
+        f"Likely causes: {margin}{estimated}a fairness_weight too small, or more "
+        "clusters than the data holds (try a smaller n_clusters)."
     )
     if n_empty:
         warnings.warn(
