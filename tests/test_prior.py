@@ -204,3 +204,14 @@ def test_empty_cluster_warning_names_the_estimated_prior():
     with pytest.warns(ConvergenceWarning, match="prior='auto'"):
         model.fit(X)
     assert len(np.unique(model.labels_)) < 4
+
+
+@pytest.mark.parametrize("factor", [1e-3, 1e3])
+def test_auto_prior_is_scale_free(factor, long_tailed_blobs):
+    """X and c·X give the same clustering and the same estimated shares."""
+    X, _ = long_tailed_blobs
+    model = MaxMarginEntropyClustering(n_clusters=4, prior="auto", random_state=0)
+    reference = clone(model).fit(X)
+    scaled = clone(model).fit(X * factor)
+    assert adjusted_rand_score(reference.labels_, scaled.labels_) == 1.0
+    np.testing.assert_allclose(scaled.prior_, reference.prior_, atol=1e-4)
