@@ -41,6 +41,7 @@ demo: $(RUNTIME_STAMP)
 
 lint: venv
 	$(VENV_PYTHON) -m ruff check $(LINT_PATHS)
+	$(VENV_PYTHON) -m ruff format --check $(LINT_PATHS)
 
 # The suite on every core: one pytest worker per core (each runs torch on one
 # thread, see tests/conftest.py); PYTEST_WORKERS=0 runs it in one process.

@@ -67,8 +67,9 @@ GRADIENT_MAX_ITER = 1_000_000
 
 def make_problem(n_samples, n_classes, seed):
     generator = torch.Generator().manual_seed(seed)
-    logits = 3.0 * torch.randn(n_samples, n_classes, generator=generator,
-                               dtype=torch.float64)
+    logits = 3.0 * torch.randn(
+        n_samples, n_classes, generator=generator, dtype=torch.float64
+    )
     return torch.softmax(logits, dim=1)
 
 
@@ -76,9 +77,14 @@ def run_library(method):
     def run(loss, probs, fairness_weight, tol, cap_seconds, max_iter=1000):
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", RuntimeWarning)
-            labels, n_iter = LIBRARY[loss](probs, fairness_weight=fairness_weight,
-                                           tol=tol, method=method,
-                                           max_iter=max_iter, return_n_iter=True)
+            labels, n_iter = LIBRARY[loss](
+                probs,
+                fairness_weight=fairness_weight,
+                tol=tol,
+                method=method,
+                max_iter=max_iter,
+                return_n_iter=True,
+            )
         capped = any(issubclass(w.category, RuntimeWarning) for w in caught)
         return labels, n_iter, "max_iter" if capped else None
 
@@ -91,8 +97,16 @@ def run_baseline(solver, max_iter):
         weights = torch.ones(n_samples, dtype=torch.float64)
         prior = torch.full((n_classes,), 1.0 / n_classes, dtype=torch.float64)
         start = time.perf_counter()
-        labels, n_iter = solver(probs, weights, prior, fairness_weight, loss=loss,
-                                tol=tol, max_iter=max_iter, max_seconds=cap_seconds)
+        labels, n_iter = solver(
+            probs,
+            weights,
+            prior,
+            fairness_weight,
+            loss=loss,
+            tol=tol,
+            max_iter=max_iter,
+            max_seconds=cap_seconds,
+        )
         if time.perf_counter() - start > cap_seconds:
             cap = "time"
         else:
@@ -110,14 +124,16 @@ SOLVERS = {
 }
 
 
-def time_solver(run, loss, probs, fairness_weight, tol, repeats, cap_seconds,
-                **options):
+def time_solver(
+    run, loss, probs, fairness_weight, tol, repeats, cap_seconds, **options
+):
     """Median time of up to ``repeats`` runs; repeats stop once past the cap."""
     times = []
     while len(times) < repeats and sum(times) < cap_seconds:
         start = time.perf_counter()
-        labels, n_iter, cap = run(loss, probs, fairness_weight, tol, cap_seconds,
-                                  **options)
+        labels, n_iter, cap = run(
+            loss, probs, fairness_weight, tol, cap_seconds, **options
+        )
         times.append(time.perf_counter() - start)
     return labels, n_iter, cap, statistics.median(times), len(times)
 
@@ -128,10 +144,18 @@ def benchmark_cell(n_samples, n_classes, loss, args, seed):
     for name, run in SOLVERS.items():
         options = {"max_iter": args.em_max_iter} if name == "library em" else {}
         labels, n_iter, cap, seconds, runs = time_solver(
-            run, loss, probs, args.fairness_weight, args.tol, args.repeats,
-            args.cap_seconds, **options)
-        residual = kkt_residual(probs, labels, loss=loss,
-                                fairness_weight=args.fairness_weight)
+            run,
+            loss,
+            probs,
+            args.fairness_weight,
+            args.tol,
+            args.repeats,
+            args.cap_seconds,
+            **options,
+        )
+        residual = kkt_residual(
+            probs, labels, loss=loss, fairness_weight=args.fairness_weight
+        )
         value = OBJECTIVE[loss](probs, labels, fairness_weight=args.fairness_weight)
         if residual <= args.tol:
             status = "converged"
@@ -139,8 +163,17 @@ def benchmark_cell(n_samples, n_classes, loss, args, seed):
             status = f"capped ({cap})"
         else:
             status = "not converged"
-        results.append(dict(solver=name, n_iter=n_iter, seconds=seconds, runs=runs,
-                            residual=residual, value=value, status=status))
+        results.append(
+            dict(
+                solver=name,
+                n_iter=n_iter,
+                seconds=seconds,
+                runs=runs,
+                residual=residual,
+                value=value,
+                status=status,
+            )
+        )
     best = min(result["value"] for result in results)
     for result in results:
         result["gap"] = (result["value"] - best) / max(1.0, abs(best))
@@ -155,13 +188,20 @@ def batch_em(args):
     for loss in args.losses:
         for scale in args.scale:
             generator = torch.Generator().manual_seed(args.seed)
-            batches = [torch.softmax(scale * torch.randn(250, 10, generator=generator),
-                                     dim=1) for _ in range(args.batches)]
+            batches = [
+                torch.softmax(scale * torch.randn(250, 10, generator=generator), dim=1)
+                for _ in range(args.batches)
+            ]
 
             def solve(probs, solver=LIBRARY[loss]):
-                return solver(probs, fairness_weight=args.fairness_weight,
-                              tol=1e-2, method="em", check_input=False,
-                              return_n_iter=True)
+                return solver(
+                    probs,
+                    fairness_weight=args.fairness_weight,
+                    tol=1e-2,
+                    method="em",
+                    check_input=False,
+                    return_n_iter=True,
+                )
 
             for probs in batches[:10]:  # warm-up
                 solve(probs)
@@ -171,38 +211,65 @@ def batch_em(args):
                 results = [solve(probs) for probs in batches]
                 passes.append((time.perf_counter() - start) / len(batches))
             iterations = statistics.mean(n_iter for _, n_iter in results)
-            residual = max(kkt_residual(probs, labels, loss=loss,
-                                        fairness_weight=args.fairness_weight)
-                           for probs, (labels, _) in zip(batches, results,
-                                                         strict=True))
-            print(f"| {loss} | {scale:g} | {statistics.median(passes) * 1e6:.0f} "
-                  f"| {iterations:.2f} | {residual:.1e} |", flush=True)
+            residual = max(
+                kkt_residual(
+                    probs, labels, loss=loss, fairness_weight=args.fairness_weight
+                )
+                for probs, (labels, _) in zip(batches, results, strict=True)
+            )
+            print(
+                f"| {loss} | {scale:g} | {statistics.median(passes) * 1e6:.0f} "
+                f"| {iterations:.2f} | {residual:.1e} |",
+                flush=True,
+            )
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true",
-                        help="only N = 250, one run per solver")
+    parser.add_argument(
+        "--quick", action="store_true", help="only N = 250, one run per solver"
+    )
     parser.add_argument("--classes", type=int, nargs="+", default=[2, 20, 200])
     parser.add_argument("--samples", type=int, nargs="+", default=[250, 10_000])
     parser.add_argument("--fairness-weight", type=float, default=100.0)
     parser.add_argument("--tol", type=float, default=1e-6)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--cap-seconds", type=float, default=20.0,
-                        help="time cap per run of a baseline solver")
-    parser.add_argument("--losses", nargs="+", default=["reverse", "collision"],
-                        choices=["reverse", "collision"])
-    parser.add_argument("--em-max-iter", type=int, default=1000,
-                        help="max_iter of the 'library em' solver (it has no "
-                             "time cap; the collision EM creeps at K = 200)")
+    parser.add_argument(
+        "--cap-seconds",
+        type=float,
+        default=20.0,
+        help="time cap per run of a baseline solver",
+    )
+    parser.add_argument(
+        "--losses",
+        nargs="+",
+        default=["reverse", "collision"],
+        choices=["reverse", "collision"],
+    )
+    parser.add_argument(
+        "--em-max-iter",
+        type=int,
+        default=1000,
+        help="max_iter of the 'library em' solver (it has no "
+        "time cap; the collision EM creeps at K = 200)",
+    )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--batch-em", action="store_true",
-                        help="time the estimators' per-batch EM instead")
-    parser.add_argument("--scale", type=float, nargs="+", default=[3.0],
-                        help="logit scale of σ for --batch-em")
-    parser.add_argument("--batches", type=int, default=200,
-                        help="number of batches for --batch-em")
+    parser.add_argument(
+        "--batch-em",
+        action="store_true",
+        help="time the estimators' per-batch EM instead",
+    )
+    parser.add_argument(
+        "--scale",
+        type=float,
+        nargs="+",
+        default=[3.0],
+        help="logit scale of σ for --batch-em",
+    )
+    parser.add_argument(
+        "--batches", type=int, default=200, help="number of batches for --batch-em"
+    )
     args = parser.parse_args(argv)
     if args.batch_em:
         batch_em(args)
@@ -211,28 +278,37 @@ def main(argv=None):
         args.samples, args.repeats = [250], 1
     torch.set_num_threads(args.threads)
 
-    print(f"# Pseudo-label solvers: λ = {args.fairness_weight:g}, "
-          f"σ = softmax(3·randn), KKT tolerance {args.tol:g}\n")
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
-          f"median of up to {args.repeats} runs, baselines capped at "
-          f"{args.cap_seconds:g} s per run. Iterations: library = its n_iter "
-          "(SQUAREM cycles of three EM updates, and dual Newton or interior "
-          "point iterations), newton = "
-          "Newton steps, projected gradient = gradient steps. Gap = "
-          "(E − E_best) / max(1, |E_best|), E_best the best objective on the "
-          "cell.\n")
-    print("| loss | K | N | solver | iterations | seconds | runs | KKT residual "
-          "| objective gap | status |")
+    print(
+        f"# Pseudo-label solvers: λ = {args.fairness_weight:g}, "
+        f"σ = softmax(3·randn), KKT tolerance {args.tol:g}\n"
+    )
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
+        f"median of up to {args.repeats} runs, baselines capped at "
+        f"{args.cap_seconds:g} s per run. Iterations: library = its n_iter "
+        "(SQUAREM cycles of three EM updates, and dual Newton or interior "
+        "point iterations), newton = "
+        "Newton steps, projected gradient = gradient steps. Gap = "
+        "(E − E_best) / max(1, |E_best|), E_best the best objective on the "
+        "cell.\n"
+    )
+    print(
+        "| loss | K | N | solver | iterations | seconds | runs | KKT residual "
+        "| objective gap | status |"
+    )
     print("|---|---:|---:|---|---:|---:|---:|---:|---:|---|")
     for loss in args.losses:
         for n_classes in args.classes:
             for n_samples in args.samples:
                 seed = args.seed + 1000 * n_classes + n_samples
                 for r in benchmark_cell(n_samples, n_classes, loss, args, seed):
-                    print(f"| {loss} | {n_classes} | {n_samples} | {r['solver']} "
-                          f"| {r['n_iter']} | {r['seconds']:.3g} | {r['runs']} "
-                          f"| {r['residual']:.1e} | {r['gap']:.1e} "
-                          f"| {r['status']} |", flush=True)
+                    print(
+                        f"| {loss} | {n_classes} | {n_samples} | {r['solver']} "
+                        f"| {r['n_iter']} | {r['seconds']:.3g} | {r['runs']} "
+                        f"| {r['residual']:.1e} | {r['gap']:.1e} "
+                        f"| {r['status']} |",
+                        flush=True,
+                    )
 
 
 if __name__ == "__main__":

@@ -54,8 +54,13 @@ import numpy as np
 DATA_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 REAL_FILE = "cifar10-test-effnetlite0.npz"
 N_CLUSTERS = 10
-PROTOCOL = {"max_iter": 10, "batch_size": 250, "optimizer": "sgd", "lr": 0.1,
-            "tol": 0.0}
+PROTOCOL = {
+    "max_iter": 10,
+    "batch_size": 250,
+    "optimizer": "sgd",
+    "lr": 0.1,
+    "tol": 0.0,
+}
 
 
 def make_synthetic(n_samples, n_features, path, seed=0):
@@ -63,8 +68,9 @@ def make_synthetic(n_samples, n_features, path, seed=0):
     rng = np.random.default_rng(seed)
     means = 0.2 * rng.standard_normal((N_CLUSTERS, n_features)).astype(np.float32)
     labels = rng.integers(N_CLUSTERS, size=n_samples)
-    X = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32,
-                                  shape=(n_samples, n_features))
+    X = np.lib.format.open_memmap(
+        path, mode="w+", dtype=np.float32, shape=(n_samples, n_features)
+    )
     for start in range(0, n_samples, 5000):
         stop = min(start + 5000, n_samples)
         noise = rng.standard_normal((stop - start, n_features), dtype=np.float32)
@@ -133,7 +139,7 @@ def floor_streaming(X, batch_size):
     total = 0.0
     with Clock() as clock:
         for begin in range(0, X.shape[0], batch_size):
-            total += float(torch.from_numpy(X[begin:begin + batch_size]).sum())
+            total += float(torch.from_numpy(X[begin : begin + batch_size]).sum())
     return clock
 
 
@@ -215,9 +221,7 @@ def worker(spec):
         # one-time costs of the process (lazy imports) before the clock
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            make_estimator(spec["name"], spec["protocol"], spec["seed"]).fit(
-                X[:1000]
-            )
+            make_estimator(spec["name"], spec["protocol"], spec["seed"]).fit(X[:1000])
     loaded = resident_bytes()
     reset_peak()
     if spec["kind"] == "stream":
@@ -246,11 +250,16 @@ def run(spec, repeats):
         spec = {**spec, "seed": repeat}
         out = subprocess.run(
             [sys.executable, __file__, "--worker", json.dumps(spec)],
-            check=True, capture_output=True, text=True,
+            check=True,
+            capture_output=True,
+            text=True,
         ).stdout
         results.append(json.loads(out.strip().splitlines()[-1]))
-    merged = {key: statistics.median(r[key] for r in results)
-              for key in results[0] if isinstance(results[0][key], (int, float))}
+    merged = {
+        key: statistics.median(r[key] for r in results)
+        for key in results[0]
+        if isinstance(results[0][key], (int, float))
+    }
     return merged
 
 
@@ -259,56 +268,84 @@ def run(spec, repeats):
 
 def report(title, path, labels_path, args):
     size = np.load(path, mmap_mode="r")
-    print(f"\n## {title}: {size.shape[0]} × {size.shape[1]} float32 "
-          f"({size.nbytes / 2**20:.0f} MiB), K = {N_CLUSTERS}\n")
+    print(
+        f"\n## {title}: {size.shape[0]} × {size.shape[1]} float32 "
+        f"({size.nbytes / 2**20:.0f} MiB), K = {N_CLUSTERS}\n"
+    )
     common = {"path": str(path), "labels": str(labels_path), "threads": args.threads}
     basis = "cpu_seconds" if args.threads == 1 else "seconds"
     stream = run({**common, "kind": "stream", "batch_size": 250}, args.repeats)
     floors = {
-        transposed: run({**common, "kind": "linear", "batch_size": 250,
-                         "epochs": PROTOCOL["max_iter"], "transposed": transposed},
-                        args.repeats)
+        transposed: run(
+            {
+                **common,
+                "kind": "linear",
+                "batch_size": 250,
+                "epochs": PROTOCOL["max_iter"],
+                "transposed": transposed,
+            },
+            args.repeats,
+        )
         for transposed in (False, True)
     }
-    kmeans_one = run({**common, "kind": "fit", "name": "KMeans(n_init=1)",
-                      "protocol": False}, args.repeats)
+    kmeans_one = run(
+        {**common, "kind": "fit", "name": "KMeans(n_init=1)", "protocol": False},
+        args.repeats,
+    )
 
     def seconds(result):
         return f"{result['seconds']:.2f} s (CPU {result['cpu_seconds']:.2f} s)"
 
-    print(f"floor: one streaming pass {stream['seconds']:.3f} s; "
-          f"{PROTOCOL['max_iter']} epochs of a bare linear forward+backward "
-          f"(batch 250, contiguous) {seconds(floors[False])} with "
-          f"torch.nn.Linear, {seconds(floors[True])} with logits (V Xᵀ)ᵀ\n")
+    print(
+        f"floor: one streaming pass {stream['seconds']:.3f} s; "
+        f"{PROTOCOL['max_iter']} epochs of a bare linear forward+backward "
+        f"(batch 250, contiguous) {seconds(floors[False])} with "
+        f"torch.nn.Linear, {seconds(floors[True])} with logits (V Xᵀ)ᵀ\n"
+    )
     per_epoch = min(floor[basis] for floor in floors.values()) / PROTOCOL["max_iter"]
-    print(f"Ratios of {'CPU' if basis == 'cpu_seconds' else 'wall-clock'} "
-          "seconds; × floor: over the floor for the fit's own number of epochs "
-          f"({per_epoch:.3f} s per epoch).\n")
-    print("| method | setting | fit s | CPU s | × floor (a) | × KMeans(n_init=1) "
-          "| epochs | ACC | extra peak MiB | × size of X |")
+    print(
+        f"Ratios of {'CPU' if basis == 'cpu_seconds' else 'wall-clock'} "
+        "seconds; × floor: over the floor for the fit's own number of epochs "
+        f"({per_epoch:.3f} s per epoch).\n"
+    )
+    print(
+        "| method | setting | fit s | CPU s | × floor (a) | × KMeans(n_init=1) "
+        "| epochs | ACC | extra peak MiB | × size of X |"
+    )
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-    rows = [("KMeans(n_init=10)", False), ("KMeans(n_init=1)", False),
-            ("MiniBatchKMeans", False)]
+    rows = [
+        ("KMeans(n_init=10)", False),
+        ("KMeans(n_init=1)", False),
+        ("MiniBatchKMeans", False),
+    ]
     for name in args.estimators:
         rows += [(name, True), (name, False)]
     for name, protocol in rows:
         if name == "KMeans(n_init=1)":
             result = kmeans_one
         else:
-            result = run({**common, "kind": "fit", "name": name,
-                          "protocol": protocol}, args.repeats)
+            result = run(
+                {**common, "kind": "fit", "name": name, "protocol": protocol},
+                args.repeats,
+            )
         setting = "papers' protocol" if protocol else "defaults"
         epochs = result.get("epochs")
         skentropy_fit = name.startswith(("KMeans", "MiniBatch")) is False
-        ratio = (f"{result[basis] / (epochs * per_epoch):.2f}"
-                 if skentropy_fit and epochs else "")
-        print(f"| {name} | {setting} | {result['seconds']:.2f} "
-              f"| {result['cpu_seconds']:.2f} | {ratio} "
-              f"| {result[basis] / kmeans_one[basis]:.2f} "
-              f"| {'' if epochs is None else int(epochs)} "
-              f"| {result['accuracy']:.3f} "
-              f"| {result['extra_bytes'] / 2**20:.0f} "
-              f"| {result['extra_bytes'] / result['x_bytes']:.2f} |", flush=True)
+        ratio = (
+            f"{result[basis] / (epochs * per_epoch):.2f}"
+            if skentropy_fit and epochs
+            else ""
+        )
+        print(
+            f"| {name} | {setting} | {result['seconds']:.2f} "
+            f"| {result['cpu_seconds']:.2f} | {ratio} "
+            f"| {result[basis] / kmeans_one[basis]:.2f} "
+            f"| {'' if epochs is None else int(epochs)} "
+            f"| {result['accuracy']:.3f} "
+            f"| {result['extra_bytes'] / 2**20:.0f} "
+            f"| {result['extra_bytes'] / result['x_bytes']:.2f} |",
+            flush=True,
+        )
 
 
 def main(argv=None):
@@ -317,11 +354,18 @@ def main(argv=None):
     parser.add_argument("--samples", type=int, default=60_000)
     parser.add_argument("--features", type=int, default=2048)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=0,
-                        help="torch threads (0: torch's default)")
-    parser.add_argument("--estimators", nargs="+",
-                        default=["EntropyClustering", "CollisionCEClustering",
-                                 "MaxMarginEntropyClustering"])
+    parser.add_argument(
+        "--threads", type=int, default=0, help="torch threads (0: torch's default)"
+    )
+    parser.add_argument(
+        "--estimators",
+        nargs="+",
+        default=[
+            "EntropyClustering",
+            "CollisionCEClustering",
+            "MaxMarginEntropyClustering",
+        ],
+    )
     parser.add_argument("--data-dir", type=Path, default=DATA_DIR)
     args = parser.parse_args(argv)
     if args.worker:
@@ -330,9 +374,11 @@ def main(argv=None):
     import torch
 
     threads = args.threads or torch.get_num_threads()
-    print(f"# skentropy speed: torch {torch.__version__}, {threads} threads, "
-          f"{os.cpu_count()} CPUs, median of {args.repeats} subprocess runs; "
-          f"load average {load_average()}")
+    print(
+        f"# skentropy speed: torch {torch.__version__}, {threads} threads, "
+        f"{os.cpu_count()} CPUs, median of {args.repeats} subprocess runs; "
+        f"load average {load_average()}"
+    )
     with tempfile.TemporaryDirectory() as folder:
         folder = Path(folder)
         labels = make_synthetic(args.samples, args.features, folder / "X.npy")

@@ -138,27 +138,42 @@ def run_deep(name, X, y, epochs, seed, device, lr):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true",
-                        help="MNIST-5k, 5 epochs, EntropyClustering, one seed")
-    parser.add_argument("--datasets", nargs="+", choices=list(DATASETS),
-                        default=list(DATASETS))
-    parser.add_argument("--estimators", nargs="+", choices=ESTIMATORS,
-                        default=ESTIMATORS)
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="MNIST-5k, 5 epochs, EntropyClustering, one seed",
+    )
+    parser.add_argument(
+        "--datasets", nargs="+", choices=list(DATASETS), default=list(DATASETS)
+    )
+    parser.add_argument(
+        "--estimators", nargs="+", choices=ESTIMATORS, default=ESTIMATORS
+    )
     parser.add_argument("--epochs", type=int, default=50)
     parser.add_argument("--seeds", type=int, default=1)
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--lr", type=float, default=PROTOCOL["lr"],
-                        help="Adam's learning rate (the protocol's: 1e-4)")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch intra-op threads (default: torch's choice)")
+    parser.add_argument(
+        "--lr",
+        type=float,
+        default=PROTOCOL["lr"],
+        help="Adam's learning rate (the protocol's: 1e-4)",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch intra-op threads (default: torch's choice)",
+    )
     args = parser.parse_args()
     if args.quick:
         args.datasets, args.estimators = ["mnist5k"], ["EntropyClustering"]
         args.epochs, args.seeds = 5, 1
     if args.threads:
         torch.set_num_threads(args.threads)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
-          f"device {args.device}, CUDA available: {torch.cuda.is_available()}")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
+        f"device {args.device}, CUDA available: {torch.cuda.is_available()}"
+    )
     protocol = {**PROTOCOL, "lr": args.lr}
     print(f"protocol: VGG4, {protocol}, SelfAugmentation(), {args.epochs} epochs")
 
@@ -168,26 +183,32 @@ def main():
         print(f"\n{dataset}: {X.shape[0]} images of shape {X.shape[1:]}", flush=True)
         for seed in range(args.seeds):
             accuracy, seconds = run_kmeans(X, y, seed)
-            print(f"  KMeans(n_init=10) on pixels [seed {seed}]: accuracy "
-                  f"{accuracy:.4f} ({seconds:.1f} s)", flush=True)
-            rows.append((dataset, "KMeans(n_init=10), pixels", seed, accuracy,
-                         None, seconds))
+            print(
+                f"  KMeans(n_init=10) on pixels [seed {seed}]: accuracy "
+                f"{accuracy:.4f} ({seconds:.1f} s)",
+                flush=True,
+            )
+            rows.append(
+                (dataset, "KMeans(n_init=10), pixels", seed, accuracy, None, seconds)
+            )
             for name in args.estimators:
                 accuracy, curve, seconds = run_deep(
                     name, X, y, args.epochs, seed, args.device, args.lr
                 )
-                rows.append((dataset, f"{name} + VGG4", seed, accuracy, curve,
-                             seconds))
+                rows.append((dataset, f"{name} + VGG4", seed, accuracy, curve, seconds))
 
-    print("\n| data | method | seed | final accuracy | best epoch (accuracy) "
-          "| seconds |")
+    print(
+        "\n| data | method | seed | final accuracy | best epoch (accuracy) | seconds |"
+    )
     print("|---|---|---|---|---|---|")
     for dataset, method, seed, accuracy, curve, seconds in rows:
-        best = "" if curve is None else (
-            f"{int(np.argmax(curve)) + 1} ({max(curve):.4f})"
+        best = (
+            "" if curve is None else (f"{int(np.argmax(curve)) + 1} ({max(curve):.4f})")
         )
-        print(f"| {dataset} | {method} | {seed} | {accuracy:.4f} | {best} "
-              f"| {seconds:.0f} |")
+        print(
+            f"| {dataset} | {method} | {seed} | {accuracy:.4f} | {best} "
+            f"| {seconds:.0f} |"
+        )
 
 
 if __name__ == "__main__":

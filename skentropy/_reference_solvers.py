@@ -213,8 +213,18 @@ def _newton_direction(blocks, gradient, weights, curvature):
     return free - blocks.project(weights[:, None] * (root_c * v))
 
 
-def structured_newton(probs, weights, prior, fairness_weight, loss="reverse",
-                      tol=1e-6, max_iter=200, *, init=None, max_seconds=None):
+def structured_newton(
+    probs,
+    weights,
+    prior,
+    fairness_weight,
+    loss="reverse",
+    tol=1e-6,
+    max_iter=200,
+    *,
+    init=None,
+    max_seconds=None,
+):
     """Newton's method with the structured Hessian (baseline, not public API).
 
     Newton's method with Armijo backtracking (Kelley 1995, ch. 8; Kelley 1999,
@@ -303,13 +313,14 @@ def structured_newton(probs, weights, prior, fairness_weight, loss="reverse",
     dual = tau / y  # z̃_ik = z_ik / w_i, in the scale of G
     deadline = _deadline(max_seconds)
     for n_iter in range(max_iter + 1):
-        if _converged(loss, sigma, y, *problem, tol) or _stop(n_iter, max_iter,
-                                                              deadline):
+        if _converged(loss, sigma, y, *problem, tol) or _stop(
+            n_iter, max_iter, deadline
+        ):
             break
         row_gradient = _row_gradient(loss, sigma, y, *problem)
         while tau > tau_min and _barrier_error(y, dual, row_gradient, tau) <= 10 * tau:
             tau = max(tau_min, min(0.2 * tau, tau**1.5))
-        curvature = torch.where(prior > 0, fairness_weight * prior / (w @ y)**2, 0.0)
+        curvature = torch.where(prior > 0, fairness_weight * prior / (w @ y) ** 2, 0.0)
         diagonal = w[:, None] * dual / y
         if loss == "reverse":
             diagonal = diagonal + w[:, None] * sigma / y**2
@@ -317,8 +328,7 @@ def structured_newton(probs, weights, prior, fairness_weight, loss="reverse",
         else:
             rank_one = w.sqrt()[:, None] * sigma / (sigma * y).sum(dim=1, keepdim=True)
         gradient = w[:, None] * (row_gradient - tau / y)
-        step = _newton_direction(_RowBlocks(diagonal, rank_one), gradient, w,
-                                 curvature)
+        step = _newton_direction(_RowBlocks(diagonal, rank_one), gradient, w, curvature)
         dual_step = tau / y - dual - dual / y * step
         to_boundary = max(_TO_BOUNDARY, 1.0 - tau)
         alpha = _to_boundary(y, step, to_boundary)
@@ -335,8 +345,9 @@ def structured_newton(probs, weights, prior, fairness_weight, loss="reverse",
         y = y + alpha * step
         y = y / y.sum(dim=1, keepdim=True)
         # keep the primal-dual Hessian Z/Y within a factor of the primal τ/Y²
-        dual = (dual + alpha_dual * dual_step).clamp(tau / (_DUAL_SPREAD * y),
-                                                     _DUAL_SPREAD * tau / y)
+        dual = (dual + alpha_dual * dual_step).clamp(
+            tau / (_DUAL_SPREAD * y), _DUAL_SPREAD * tau / y
+        )
     y_all = y_all.clone()
     y_all[rows] = y
     return y_all, n_iter
@@ -381,9 +392,18 @@ def project_rows_to_simplex(x):
     return (x - threshold).clamp_min(0.0)
 
 
-def projected_gradient(probs, weights, prior, fairness_weight, loss="reverse",
-                       tol=1e-6, max_iter=100_000, *, init=None,
-                       max_seconds=None):
+def projected_gradient(
+    probs,
+    weights,
+    prior,
+    fairness_weight,
+    loss="reverse",
+    tol=1e-6,
+    max_iter=100_000,
+    *,
+    init=None,
+    max_seconds=None,
+):
     """Accelerated projected gradient (baseline, not public API).
 
     FISTA (Beck & Teboulle 2009) on the product of simplices, the first-order
@@ -427,8 +447,9 @@ def projected_gradient(probs, weights, prior, fairness_weight, loss="reverse",
     previous, momentum = y, 1.0
     deadline = _deadline(max_seconds)
     for n_iter in range(max_iter + 1):
-        if _converged(loss, sigma, y, *problem, tol) or _stop(n_iter, max_iter,
-                                                              deadline):
+        if _converged(loss, sigma, y, *problem, tol) or _stop(
+            n_iter, max_iter, deadline
+        ):
             break
         next_momentum = 0.5 * (1.0 + math.sqrt(1.0 + 4.0 * momentum**2))
         point = y + (momentum - 1.0) / next_momentum * (y - previous)
@@ -439,8 +460,11 @@ def projected_gradient(probs, weights, prior, fairness_weight, loss="reverse",
         while True:
             trial = project_rows_to_simplex(point - gradient / lipschitz)
             diff = trial - point
-            bound = (point_value + float(w @ (gradient * diff).sum(dim=1))
-                     + 0.5 * lipschitz * float(w @ (diff**2).sum(dim=1)))
+            bound = (
+                point_value
+                + float(w @ (gradient * diff).sum(dim=1))
+                + 0.5 * lipschitz * float(w @ (diff**2).sum(dim=1))
+            )
             trial_value = objective(trial)
             if trial_value <= bound + 1e-15 * abs(bound) or lipschitz > _MAX_LIPSCHITZ:
                 break

@@ -253,12 +253,12 @@ def _row_blocks(X, name):
             "numpy array or memory map with the estimator's fit or partial_fit."
         )
     if X.ndim != 2:
-        raise ValueError(f"{name} must be 2-D (n_samples, n_features), got "
-                         f"{X.ndim} dimension(s).")
+        raise ValueError(
+            f"{name} must be 2-D (n_samples, n_features), got {X.ndim} dimension(s)."
+        )
     if any(np.isnan(size) for size in X.chunks[0]):
         raise ValueError(
-            f"{name} has unknown chunk sizes; call {name}.compute_chunk_sizes() "
-            "first."
+            f"{name} has unknown chunk sizes; call {name}.compute_chunk_sizes() first."
         )
     return X if X.numblocks[1] == 1 else X.rechunk({1: -1})
 

@@ -565,7 +565,12 @@ def mutual_information(log_probs, sample_weight=None):
 
 
 def max_margin_entropy(
-    log_probs, prior=None, sample_weight=None, *, fairness_weight=1.0, weight=None,
+    log_probs,
+    prior=None,
+    sample_weight=None,
+    *,
+    fairness_weight=1.0,
+    weight=None,
     gamma=0.0,
 ):
     """The maximum-margin entropy clustering loss mean H(σ) + λ KL(σ̄‖u) + γ‖v‖².

@@ -10,8 +10,16 @@ __all__ = ["plot_decision_regions"]
 
 # Cluster colours: matplotlib's "tab10" cycle, repeated for more clusters.
 _TAB10 = (
-    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
-    "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf",
+    "#1f77b4",
+    "#ff7f0e",
+    "#2ca02c",
+    "#d62728",
+    "#9467bd",
+    "#8c564b",
+    "#e377c2",
+    "#7f7f7f",
+    "#bcbd22",
+    "#17becf",
 )
 
 
@@ -97,9 +105,7 @@ def plot_decision_regions(
     if colors is None:
         colors = [_TAB10[k % len(_TAB10)] for k in range(n_clusters)]
     if len(colors) < n_clusters:
-        raise ValueError(
-            f"colors has {len(colors)} entries for {n_clusters} clusters."
-        )
+        raise ValueError(f"colors has {len(colors)} entries for {n_clusters} clusters.")
 
     low, high = X.min(axis=0), X.max(axis=0)
     pad = padding * (high - low)

@@ -38,8 +38,9 @@ BASELINES = (MIGDClustering, SeLaClustering, MIADMClustering)
 def random_log_probs(n_samples, n_classes, seed, scale=3.0, one_hot_rows=0):
     """ln σ of random softmax rows; the first ``one_hot_rows`` rows one-hot."""
     generator = torch.Generator().manual_seed(seed)
-    logits = scale * torch.randn(n_samples, n_classes, generator=generator,
-                                 dtype=torch.float64)
+    logits = scale * torch.randn(
+        n_samples, n_classes, generator=generator, dtype=torch.float64
+    )
     log_probs = torch.log_softmax(logits, dim=1)
     if one_hot_rows:
         classes = torch.randint(n_classes, (one_hot_rows,), generator=generator)
@@ -111,13 +112,15 @@ def test_migd_weight_decay_shrinks_the_bias_too(blobs):
 
 def test_log_sinkhorn_matches_the_marginals():
     log_probs = random_log_probs(200, 7, seed=0)
-    rows = torch.rand(200, generator=torch.Generator().manual_seed(1),
-                      dtype=torch.float64)
+    rows = torch.rand(
+        200, generator=torch.Generator().manual_seed(1), dtype=torch.float64
+    )
     rows /= rows.sum()
     columns = torch.softmax(torch.linspace(0, 1, 7, dtype=torch.float64), dim=0)
     kernel = 25.0 * log_probs
-    f, g, _, converged = log_sinkhorn(kernel, rows.log(), columns.log(), tol=1e-10,
-                                      max_iter=100_000)
+    f, g, _, converged = log_sinkhorn(
+        kernel, rows.log(), columns.log(), tol=1e-10, max_iter=100_000
+    )
     assert converged
     plan = torch.exp(kernel + f[:, None] + g)
     assert torch.allclose(plan.sum(dim=1), rows, rtol=0, atol=1e-10)
@@ -130,17 +133,25 @@ def test_log_sinkhorn_agrees_with_pot():
     rows = torch.full((40,), 1 / 40, dtype=torch.float64)
     columns = torch.full((5,), 1 / 5, dtype=torch.float64)
     power = 5.0
-    f, g, _, _ = log_sinkhorn(power * log_probs, rows.log(), columns.log(),
-                              tol=1e-12, max_iter=100_000)
+    f, g, _, _ = log_sinkhorn(
+        power * log_probs, rows.log(), columns.log(), tol=1e-12, max_iter=100_000
+    )
     plan = torch.exp(power * log_probs + f[:, None] + g).numpy()
-    expected = ot.sinkhorn(rows.numpy(), columns.numpy(), -log_probs.numpy(),
-                           reg=1 / power, method="sinkhorn_log",
-                           stopThr=1e-13, numItermax=100_000)
+    expected = ot.sinkhorn(
+        rows.numpy(),
+        columns.numpy(),
+        -log_probs.numpy(),
+        reg=1 / power,
+        method="sinkhorn_log",
+        stopThr=1e-13,
+        numItermax=100_000,
+    )
     np.testing.assert_allclose(plan, expected, rtol=0, atol=1e-9)
 
 
-@pytest.mark.parametrize("n_samples, n_classes", [(250, 10), (1000, 10), (250, 7),
-                                                  (1000, 1000)])
+@pytest.mark.parametrize(
+    "n_samples, n_classes", [(250, 10), (1000, 10), (250, 7), (1000, 1000)]
+)
 def test_sinkhorn_labels_are_balanced(n_samples, n_classes):
     # every cluster's count within 1% of N/K plus one sample, even with
     # predictions that all favour one cluster
@@ -181,14 +192,18 @@ def test_balanced_rounding_fills_capacities_and_keeps_free_argmaxes():
 def test_sinkhorn_integer_weights_count_as_repeated_rows():
     # row 0 of weight 5 fills cluster 0 with its weight, as its 5 copies do;
     # counting rows (3 and 3) gave the clusters weights 7 and 3
-    logits = torch.tensor([[3.0, 0.0], [1.0, 0.0], [0.9, 0.0], [0.8, 0.0],
-                           [0.7, 0.0], [0.6, 0.0]], dtype=torch.float64)
+    logits = torch.tensor(
+        [[3.0, 0.0], [1.0, 0.0], [0.9, 0.0], [0.8, 0.0], [0.7, 0.0], [0.6, 0.0]],
+        dtype=torch.float64,
+    )
     log_probs = torch.log_softmax(logits, dim=1)
     weight = torch.tensor([5, 1, 1, 1, 1, 1])
-    labels = sinkhorn_labels(log_probs, sample_weight=weight.double(), tol=1e-10,
-                             max_iter=10_000)
-    repeated = sinkhorn_labels(log_probs.repeat_interleave(weight, dim=0),
-                               tol=1e-10, max_iter=10_000)
+    labels = sinkhorn_labels(
+        log_probs, sample_weight=weight.double(), tol=1e-10, max_iter=10_000
+    )
+    repeated = sinkhorn_labels(
+        log_probs.repeat_interleave(weight, dim=0), tol=1e-10, max_iter=10_000
+    )
     assert_array_equal(labels.repeat_interleave(weight).numpy(), repeated.numpy())
     shares = torch.bincount(labels, weights=weight.double(), minlength=2) / 10
     assert shares.tolist() == [0.5, 0.5]
@@ -202,13 +217,23 @@ def test_sinkhorn_weighted_rows_against_repeated_rows(seed):
     # the repeated rows on nearly every copy
     generator = torch.Generator().manual_seed(seed)
     log_probs = torch.log_softmax(
-        2.0 * torch.randn(60, 4, generator=generator, dtype=torch.float64), dim=1)
+        2.0 * torch.randn(60, 4, generator=generator, dtype=torch.float64), dim=1
+    )
     weight = torch.randint(1, 5, (60,), generator=generator)
     prior = torch.tensor([0.4, 0.3, 0.2, 0.1], dtype=torch.float64)
-    labels = sinkhorn_labels(log_probs, prior=prior, sample_weight=weight.double(),
-                             tol=1e-10, max_iter=10_000)
-    repeated = sinkhorn_labels(log_probs.repeat_interleave(weight, dim=0),
-                               prior=prior, tol=1e-10, max_iter=10_000)
+    labels = sinkhorn_labels(
+        log_probs,
+        prior=prior,
+        sample_weight=weight.double(),
+        tol=1e-10,
+        max_iter=10_000,
+    )
+    repeated = sinkhorn_labels(
+        log_probs.repeat_interleave(weight, dim=0),
+        prior=prior,
+        tol=1e-10,
+        max_iter=10_000,
+    )
     totals = torch.bincount(labels, weights=weight.double(), minlength=4)
     sizes = torch.bincount(repeated, minlength=4).double()  # round(W u_k)
     assert float((totals - sizes).abs().max()) < int(weight.max())
@@ -227,25 +252,31 @@ def test_balanced_rounding_with_weights_fills_capacities_in_weight():
     totals = torch.bincount(labels, weights=weight.double(), minlength=4)
     assert float((totals - capacities).abs().max()) < 3
     # unit weights: exactly the capacities, as without weights
-    unit = balanced_rounding(scores, torch.tensor([150, 100, 40, 10]),
-                             torch.ones(300, dtype=torch.float64))
-    assert_array_equal(unit.numpy(), balanced_rounding(
-        scores, torch.tensor([150, 100, 40, 10])).numpy())
+    unit = balanced_rounding(
+        scores, torch.tensor([150, 100, 40, 10]), torch.ones(300, dtype=torch.float64)
+    )
+    assert_array_equal(
+        unit.numpy(),
+        balanced_rounding(scores, torch.tensor([150, 100, 40, 10])).numpy(),
+    )
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_sinkhorn_is_stable_with_many_clusters_and_extreme_predictions(dtype):
     n_samples, n_classes = 1000, 2000
-    logits = 1000.0 * torch.randn(n_samples, n_classes,
-                                  generator=torch.Generator().manual_seed(5))
+    logits = 1000.0 * torch.randn(
+        n_samples, n_classes, generator=torch.Generator().manual_seed(5)
+    )
     log_probs = torch.log_softmax(logits, dim=1).to(dtype)
     log_probs[:, :10] = -torch.inf  # σ = 0 exactly (underflow)
     assert bool(torch.isinf(log_probs).any())
     kernel = 25.0 * log_probs.double().clamp_min(-745.0)
-    f, g, _, _ = log_sinkhorn(kernel, torch.full((n_samples,), -np.log(n_samples),
-                                                 dtype=torch.float64),
-                              torch.full((n_classes,), -np.log(n_classes),
-                                         dtype=torch.float64), max_iter=20)
+    f, g, _, _ = log_sinkhorn(
+        kernel,
+        torch.full((n_samples,), -np.log(n_samples), dtype=torch.float64),
+        torch.full((n_classes,), -np.log(n_classes), dtype=torch.float64),
+        max_iter=20,
+    )
     assert bool(torch.isfinite(f).all() and torch.isfinite(g).all())
     labels = sinkhorn_labels(log_probs, max_iter=20)
     assert labels.shape == (n_samples,)
@@ -256,8 +287,7 @@ def test_sinkhorn_ignores_zero_weight_rows():
     log_probs = random_log_probs(100, 4, seed=6)
     weight = torch.ones(100, dtype=torch.float64)
     weight[50:] = 0.0
-    labels = sinkhorn_labels(log_probs, sample_weight=weight, tol=1e-8,
-                             max_iter=10_000)
+    labels = sinkhorn_labels(log_probs, sample_weight=weight, tol=1e-8, max_iter=10_000)
     alone = sinkhorn_labels(log_probs[:50], tol=1e-8, max_iter=10_000)
     assert_array_equal(labels[:50].numpy(), alone.numpy())
 
@@ -272,17 +302,18 @@ def test_sinkhorn_ignores_zero_weight_rows():
 def test_forward_labels_are_optimal(
     n_samples, n_classes, one_hot_rows, fairness_weight, global_random_seed
 ):
-    log_probs = random_log_probs(n_samples, n_classes, global_random_seed,
-                                 one_hot_rows=one_hot_rows)
+    log_probs = random_log_probs(
+        n_samples, n_classes, global_random_seed, one_hot_rows=one_hot_rows
+    )
     labels, _, converged = forward_kl_labels(
         log_probs, fairness_weight=fairness_weight, tol=1e-6
     )
     assert converged
-    assert torch.allclose(labels.sum(dim=1), torch.ones(n_samples,
-                                                        dtype=torch.float64))
+    assert torch.allclose(labels.sum(dim=1), torch.ones(n_samples, dtype=torch.float64))
     assert bool((labels >= 0).all())
-    residual = forward_kl_kkt_residual(labels, log_probs,
-                                       fairness_weight=fairness_weight)
+    residual = forward_kl_kkt_residual(
+        labels, log_probs, fairness_weight=fairness_weight
+    )
     assert residual <= 1e-6
 
 
@@ -292,11 +323,13 @@ def test_forward_labels_with_weights_and_prior_are_optimal(global_random_seed):
     weight = torch.rand(200, generator=generator, dtype=torch.float64)
     weight[:20] = 0.0
     prior = torch.tensor([0.4, 0.3, 0.15, 0.1, 0.05], dtype=torch.float64)
-    labels, _, converged = forward_kl_labels(log_probs, prior=prior,
-                                             sample_weight=weight, tol=1e-6)
+    labels, _, converged = forward_kl_labels(
+        log_probs, prior=prior, sample_weight=weight, tol=1e-6
+    )
     assert converged
-    residual = forward_kl_kkt_residual(labels, log_probs, prior=prior,
-                                       sample_weight=weight)
+    residual = forward_kl_kkt_residual(
+        labels, log_probs, prior=prior, sample_weight=weight
+    )
     assert residual <= 1e-6
 
 
@@ -309,15 +342,18 @@ def test_forward_labels_reach_the_cvxpy_optimum():
     allowed = np.isfinite(log_probs.numpy())
     y = cp.Variable((n_samples, n_classes), nonneg=True)
     y_bar = cp.sum(y, axis=0) / n_samples
-    objective = (cp.sum(cp.multiply(costs, y)) / n_samples
-                 + fairness_weight * cp.sum(cp.rel_entr(y_bar, prior)))
+    objective = cp.sum(cp.multiply(costs, y)) / n_samples + fairness_weight * cp.sum(
+        cp.rel_entr(y_bar, prior)
+    )
     constraints = [cp.sum(y, axis=1) == 1, y[~allowed] == 0]
     problem = cp.Problem(cp.Minimize(objective), constraints)
     problem.solve(solver=cp.CLARABEL)
-    labels, _, _ = forward_kl_labels(log_probs, prior=torch.tensor(prior),
-                                     fairness_weight=fairness_weight, tol=1e-8)
-    ours = forward_kl_objective(labels, log_probs, prior=torch.tensor(prior),
-                                fairness_weight=fairness_weight)
+    labels, _, _ = forward_kl_labels(
+        log_probs, prior=torch.tensor(prior), fairness_weight=fairness_weight, tol=1e-8
+    )
+    ours = forward_kl_objective(
+        labels, log_probs, prior=torch.tensor(prior), fairness_weight=fairness_weight
+    )
     assert ours <= problem.value + 1e-6 * max(1.0, abs(problem.value))
 
 
@@ -325,10 +361,10 @@ def test_forward_labels_closed_forms():
     log_probs = random_log_probs(30, 4, seed=8)
     labels, n_iter, converged = forward_kl_labels(log_probs, fairness_weight=0.0)
     assert n_iter == 0 and converged
-    assert_array_equal(labels.argmax(dim=1).numpy(),
-                       log_probs.argmax(dim=1).numpy())
-    assert bool((labels.sum(dim=1) == 1).all() and (labels.max(dim=1).values == 1)
-                .all())
+    assert_array_equal(labels.argmax(dim=1).numpy(), log_probs.argmax(dim=1).numpy())
+    assert bool(
+        (labels.sum(dim=1) == 1).all() and (labels.max(dim=1).values == 1).all()
+    )
     single, _, _ = forward_kl_labels(torch.zeros(5, 1, dtype=torch.float64))
     assert bool((single == 1).all())
 
@@ -340,8 +376,9 @@ def test_forward_labels_keep_the_input_dtype():
 
 
 def test_sela_full_schedule_clusters_blobs_and_checks_heads():
-    X, y = make_blobs(n_samples=300, centers=[[0, 4], [4, -2], [-4, -2]],
-                      random_state=0)
+    X, y = make_blobs(
+        n_samples=300, centers=[[0, 4], [4, -2], [-4, -2]], random_state=0
+    )
     model = SeLaClustering(3, schedule="full", max_iter=30, random_state=0).fit(X)
     assert adjusted_rand_score(y, model.labels_) > 0.9
     with pytest.raises(ValueError, match="n_heads=1"):
@@ -351,12 +388,14 @@ def test_sela_full_schedule_clusters_blobs_and_checks_heads():
 def test_sela_full_schedule_learns_given_labels():
     # with weak supervision the labeled rows add their cross-entropy to the
     # loss of the epoch's Sinkhorn labels, as with schedule="batch"
-    X, y = make_blobs(n_samples=300, centers=[[0, 4], [4, -2], [-4, -2]],
-                      random_state=0)
+    X, y = make_blobs(
+        n_samples=300, centers=[[0, 4], [4, -2], [-4, -2]], random_state=0
+    )
     given = np.full(300, -1)
     given[:30] = y[:30]
-    model = SeLaClustering(3, schedule="full", semi_supervised=True, max_iter=30,
-                           random_state=0).fit(X, given)
+    model = SeLaClustering(
+        3, schedule="full", semi_supervised=True, max_iter=30, random_state=0
+    ).fit(X, given)
     assert (model.labels_ == y).mean() > 0.9
 
 
@@ -370,8 +409,9 @@ def test_weak_supervision_improves_accuracy_on_unlabeled_digits(Estimator):
         partial = np.where(labeled, y, -1)
         scores = []
         for semi_supervised in (False, True):
-            model = Estimator(10, semi_supervised=semi_supervised, max_iter=20,
-                              random_state=seed)
+            model = Estimator(
+                10, semi_supervised=semi_supervised, max_iter=20, random_state=seed
+            )
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", ConvergenceWarning)
                 model.fit(X, partial)

@@ -82,17 +82,27 @@ def uniform_weights(n_samples):
 def solve_and_check(probs, weights, prior, fairness_weight, max_iter=100):
     """Solve, check the labels' shape and simplex rows, return (y, residual)."""
     labels, n_iter, converged = solve_collision_dual(
-        probs, weights, prior, fairness_weight, tol=TOL, max_iter=max_iter)
+        probs, weights, prior, fairness_weight, tol=TOL, max_iter=max_iter
+    )
     assert labels.shape == probs.shape
     assert labels.dtype == torch.float64
     assert bool(torch.isfinite(labels).all())
     assert bool((labels >= 0).all())
-    torch.testing.assert_close(labels.sum(dim=1), torch.ones(probs.shape[0],
-                                                             dtype=torch.float64),
-                               rtol=0.0, atol=1e-12)
+    torch.testing.assert_close(
+        labels.sum(dim=1),
+        torch.ones(probs.shape[0], dtype=torch.float64),
+        rtol=0.0,
+        atol=1e-12,
+    )
     assert 0 <= n_iter <= max_iter
-    residual = kkt_residual(probs, labels, loss="collision", prior=prior,
-                            fairness_weight=fairness_weight, sample_weight=weights)
+    residual = kkt_residual(
+        probs,
+        labels,
+        loss="collision",
+        prior=prior,
+        fairness_weight=fairness_weight,
+        sample_weight=weights,
+    )
     assert converged == (residual <= TOL) or not converged
     return labels, residual, converged
 
@@ -102,8 +112,16 @@ def solve_and_check(probs, weights, prior, fairness_weight, max_iter=100):
 # --------------------------------------------------------------------------
 
 KINDS = ["soft", "one_hot", "same_one_hot", "zeros", "near_uniform"]
-SMALL_SHAPES = [(1, 2), (1, 20), (7, 2), (7, 20), (250, 2), (250, 20), (250, 200),
-                (1, 200)]
+SMALL_SHAPES = [
+    (1, 2),
+    (1, 20),
+    (7, 2),
+    (7, 20),
+    (250, 2),
+    (250, 20),
+    (250, 200),
+    (1, 200),
+]
 FAIRNESS_WEIGHTS = [1.0, 100.0, 1e4]
 
 
@@ -114,8 +132,9 @@ def test_kkt_residual_small(kind, shape, fairness_weight):
     probs = make_probs(kind, *shape, seed=sum(shape))
     n_samples, n_classes = shape
     prior = make_prior("uniform", n_classes)
-    _, residual, converged = solve_and_check(probs, uniform_weights(n_samples),
-                                             prior, fairness_weight)
+    _, residual, converged = solve_and_check(
+        probs, uniform_weights(n_samples), prior, fairness_weight
+    )
     assert converged
     assert residual <= TOL
 
@@ -136,21 +155,24 @@ LARGE_CASES = [
 def test_kkt_residual_large(kind, n_samples, n_classes, fairness_weight):
     probs = make_probs(kind, n_samples, n_classes, seed=n_classes)
     prior = make_prior("uniform", n_classes)
-    _, residual, converged = solve_and_check(probs, uniform_weights(n_samples),
-                                             prior, fairness_weight)
+    _, residual, converged = solve_and_check(
+        probs, uniform_weights(n_samples), prior, fairness_weight
+    )
     assert converged
     assert residual <= TOL
 
 
 @pytest.mark.parametrize("prior_kind", ["tiny", "zeros", "random"])
 @pytest.mark.parametrize("fairness_weight", [1e-3, 1.0, 100.0, 1e4])
-@pytest.mark.parametrize("shape", [(1, 20), (7, 20), (250, 20), (250, 200)],
-                         ids=lambda s: f"{s[0]}x{s[1]}")
+@pytest.mark.parametrize(
+    "shape", [(1, 20), (7, 20), (250, 20), (250, 200)], ids=lambda s: f"{s[0]}x{s[1]}"
+)
 def test_kkt_residual_priors(shape, fairness_weight, prior_kind):
     probs = make_probs("soft", *shape, seed=3)
     prior = make_prior(prior_kind, shape[1])
-    _, residual, converged = solve_and_check(probs, uniform_weights(shape[0]),
-                                             prior, fairness_weight)
+    _, residual, converged = solve_and_check(
+        probs, uniform_weights(shape[0]), prior, fairness_weight
+    )
     assert converged
     assert residual <= TOL
 
@@ -158,8 +180,9 @@ def test_kkt_residual_priors(shape, fairness_weight, prior_kind):
 def test_tiny_prior_large():
     probs = make_probs("soft", 10_000, 20, seed=4)
     prior = make_prior("tiny", 20)
-    labels, residual, converged = solve_and_check(probs, uniform_weights(10_000),
-                                                  prior, 100.0)
+    labels, residual, converged = solve_and_check(
+        probs, uniform_weights(10_000), prior, 100.0
+    )
     assert converged and residual <= TOL
     # the tiny class keeps some mass (−λu_k ln ȳ_k is finite) but little
     y_bar = uniform_weights(10_000) @ labels
@@ -170,17 +193,17 @@ def test_tiny_prior_large():
 @pytest.mark.parametrize("fairness_weight", [1.0, 100.0, 1e4])
 def test_kkt_residual_degenerate_columns(kind, fairness_weight):
     probs = make_probs(kind, 250, 20, seed=5)
-    _, residual, converged = solve_and_check(probs, uniform_weights(250),
-                                             make_prior("uniform", 20),
-                                             fairness_weight)
+    _, residual, converged = solve_and_check(
+        probs, uniform_weights(250), make_prior("uniform", 20), fairness_weight
+    )
     assert converged and residual <= TOL
 
 
-@pytest.mark.parametrize("seed, scale, fairness_weight",
-                         [(1, 3.0, 10**-4.5), (2, 1.0, 10**-4.5), (2, 1.0, 1e-6),
-                          (3, 3.0, 1e-6)])
-def test_many_classes_few_rows_and_a_tiny_fairness_weight(seed, scale,
-                                                          fairness_weight):
+@pytest.mark.parametrize(
+    "seed, scale, fairness_weight",
+    [(1, 3.0, 10**-4.5), (2, 1.0, 10**-4.5), (2, 1.0, 1e-6), (3, 3.0, 1e-6)],
+)
+def test_many_classes_few_rows_and_a_tiny_fairness_weight(seed, scale, fairness_weight):
     # K ≫ N and a tiny λ: every row is nearly one-hot and the optimum fills
     # most classes with entries of about 1e-7, each from one row; the interior
     # point leaves them with dual violations. Its restart on the support read
@@ -191,11 +214,17 @@ def test_many_classes_few_rows_and_a_tiny_fairness_weight(seed, scale,
     probs = np.exp(logits - logits.max(axis=1, keepdims=True))
     probs = torch.as_tensor(probs / probs.sum(axis=1, keepdims=True))
     labels, n_iter, converged = solve_collision_dual(
-        probs, uniform_weights(4), make_prior("uniform", 232), fairness_weight,
-        tol=TOL, max_iter=1000)
+        probs,
+        uniform_weights(4),
+        make_prior("uniform", 232),
+        fairness_weight,
+        tol=TOL,
+        max_iter=1000,
+    )
     assert converged and n_iter <= 60
-    residual = kkt_residual(probs, labels, loss="collision",
-                            fairness_weight=fairness_weight)
+    residual = kkt_residual(
+        probs, labels, loss="collision", fairness_weight=fairness_weight
+    )
     assert residual <= TOL
 
 
@@ -214,10 +243,12 @@ def test_peaked_rows_many_classes_weights_and_a_tiny_fairness_weight(seed):
     weights[0] = 1.0
     weights = torch.as_tensor(weights / weights.sum())
     labels, n_iter, converged = solve_collision_dual(
-        probs, weights, make_prior("uniform", 201), 1e-4, tol=TOL, max_iter=1000)
+        probs, weights, make_prior("uniform", 201), 1e-4, tol=TOL, max_iter=1000
+    )
     assert converged and n_iter <= 150
-    residual = kkt_residual(probs, labels, loss="collision", fairness_weight=1e-4,
-                            sample_weight=weights)
+    residual = kkt_residual(
+        probs, labels, loss="collision", fairness_weight=1e-4, sample_weight=weights
+    )
     assert residual <= TOL
 
 
@@ -229,8 +260,9 @@ def test_sample_weights_with_zeros(fairness_weight):
     weights[:80] = 0.0
     weights = torch.as_tensor(weights / weights.sum())
     prior = make_prior("uniform", 20)
-    labels, residual, converged = solve_and_check(probs, weights, prior,
-                                                  fairness_weight)
+    labels, residual, converged = solve_and_check(
+        probs, weights, prior, fairness_weight
+    )
     assert converged and residual <= TOL
     # rows of zero weight get their optimal labels at the optimal multipliers:
     # the residual with the weights spread uniformly over them stays small
@@ -251,24 +283,33 @@ def test_sample_weights_with_zeros(fairness_weight):
 def test_one_class(n_samples):
     probs = torch.ones(n_samples, 1, dtype=torch.float64)
     labels, n_iter, converged = solve_collision_dual(
-        probs, uniform_weights(n_samples), torch.ones(1, dtype=torch.float64), 100.0)
+        probs, uniform_weights(n_samples), torch.ones(1, dtype=torch.float64), 100.0
+    )
     assert converged and n_iter == 0
     assert bool((labels == 1.0).all())
 
 
 @pytest.mark.parametrize("kind", ["soft", "one_hot", "zeros"])
-@pytest.mark.parametrize("shape", [(1, 2), (7, 20), (250, 200), (10_000, 20)],
-                         ids=lambda s: f"{s[0]}x{s[1]}")
+@pytest.mark.parametrize(
+    "shape", [(1, 2), (7, 20), (250, 200), (10_000, 20)], ids=lambda s: f"{s[0]}x{s[1]}"
+)
 def test_zero_fairness_is_one_hot_at_argmax(kind, shape):
     probs = make_probs(kind, *shape, seed=7)
     labels, n_iter, converged = solve_collision_dual(
-        probs, uniform_weights(shape[0]), make_prior("uniform", shape[1]), 0.0)
+        probs, uniform_weights(shape[0]), make_prior("uniform", shape[1]), 0.0
+    )
     assert converged and n_iter == 0
-    expected = torch.zeros_like(probs).scatter_(1, probs.argmax(dim=1, keepdim=True),
-                                                1.0)
+    expected = torch.zeros_like(probs).scatter_(
+        1, probs.argmax(dim=1, keepdim=True), 1.0
+    )
     torch.testing.assert_close(labels, expected, rtol=0.0, atol=0.0)
-    residual = kkt_residual(probs, labels, loss="collision",
-                            prior=make_prior("uniform", shape[1]), fairness_weight=0.0)
+    residual = kkt_residual(
+        probs,
+        labels,
+        loss="collision",
+        prior=make_prior("uniform", shape[1]),
+        fairness_weight=0.0,
+    )
     assert residual <= TOL
 
 
@@ -277,8 +318,9 @@ def test_identical_one_hot_rows_split_tied_classes(fairness_weight):
     """All rows one-hot at class 0: classes 1, 2 tie and must share the mass."""
     probs = make_probs("same_one_hot", 9, 3, seed=0)
     prior = make_prior("uniform", 3)
-    labels, residual, converged = solve_and_check(probs, uniform_weights(9), prior,
-                                                  fairness_weight)
+    labels, residual, converged = solve_and_check(
+        probs, uniform_weights(9), prior, fairness_weight
+    )
     assert converged and residual <= TOL
     y_bar = labels.mean(dim=0)
     # by symmetry ȳ_1 = ȳ_2 (ȳ is unique: the fairness term is strictly convex)
@@ -288,8 +330,9 @@ def test_identical_one_hot_rows_split_tied_classes(fairness_weight):
 
 def test_identical_rows_share_labels():
     probs = make_probs("soft", 5, 20, seed=8).repeat(40, 1)
-    labels, residual, converged = solve_and_check(probs, uniform_weights(200),
-                                                  make_prior("uniform", 20), 100.0)
+    labels, residual, converged = solve_and_check(
+        probs, uniform_weights(200), make_prior("uniform", 20), 100.0
+    )
     assert converged and residual <= TOL
     torch.testing.assert_close(labels[:5].repeat(40, 1), labels, rtol=0.0, atol=0.0)
 
@@ -297,8 +340,9 @@ def test_identical_rows_share_labels():
 def test_sparse_solution_when_the_dual_is_smooth():
     """Two classes: phase 1 ends at the exact, sparse optimum."""
     probs = make_probs("soft", 10_000, 2, seed=9)
-    labels, residual, converged = solve_and_check(probs, uniform_weights(10_000),
-                                                  make_prior("uniform", 2), 100.0)
+    labels, residual, converged = solve_and_check(
+        probs, uniform_weights(10_000), make_prior("uniform", 2), 100.0
+    )
     assert converged and residual <= TOL
     # every row is a vertex or an edge: at most 2 nonzeros, most rows one-hot
     assert float((labels == 0).double().mean()) > 0.3
@@ -306,8 +350,9 @@ def test_sparse_solution_when_the_dual_is_smooth():
 
 def test_max_iter_returns_valid_labels():
     probs = make_probs("soft", 250, 200, seed=10)
-    _, _, converged = solve_and_check(probs, uniform_weights(250),
-                                      make_prior("uniform", 200), 100.0, max_iter=2)
+    _, _, converged = solve_and_check(
+        probs, uniform_weights(250), make_prior("uniform", 200), 100.0, max_iter=2
+    )
     assert not converged
 
 
@@ -331,17 +376,24 @@ def cvxpy_objective(probs, weights, prior, fairness_weight):
     fair = u > 0
     collision = -(w @ cp.log(cp.sum(cp.multiply(sigma, y), axis=1)))
     fairness = -fairness_weight * (u[fair] @ cp.log((w @ y)[fair]))
-    problem = cp.Problem(cp.Minimize(n_samples * (collision + fairness)),
-                         [cp.sum(y, axis=1) == 1])
+    problem = cp.Problem(
+        cp.Minimize(n_samples * (collision + fairness)), [cp.sum(y, axis=1) == 1]
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "solution may be inaccurate"
-        problem.solve(solver="CLARABEL", tol_gap_abs=1e-10, tol_gap_rel=1e-10,
-                      tol_feas=1e-10, max_iter=500)
+        problem.solve(
+            solver="CLARABEL",
+            tol_gap_abs=1e-10,
+            tol_gap_rel=1e-10,
+            tol_feas=1e-10,
+            max_iter=500,
+        )
     assert problem.status in ("optimal", "optimal_inaccurate"), problem.status
     labels = np.clip(y.value, 0.0, None)
     labels /= labels.sum(axis=1, keepdims=True)
-    return collision_ce_objective(sigma, labels, prior=u,
-                                  fairness_weight=fairness_weight, sample_weight=w)
+    return collision_ce_objective(
+        sigma, labels, prior=u, fairness_weight=fairness_weight, sample_weight=w
+    )
 
 
 # (kind, N, K, λ, prior); N·K ≤ 2000
@@ -362,19 +414,26 @@ CVXPY_CASES = [
 ]
 
 
-@pytest.mark.parametrize("kind, n_samples, n_classes, fairness_weight, prior_kind",
-                         CVXPY_CASES)
-def test_objective_not_worse_than_cvxpy(kind, n_samples, n_classes, fairness_weight,
-                                        prior_kind):
+@pytest.mark.parametrize(
+    "kind, n_samples, n_classes, fairness_weight, prior_kind", CVXPY_CASES
+)
+def test_objective_not_worse_than_cvxpy(
+    kind, n_samples, n_classes, fairness_weight, prior_kind
+):
     probs = make_probs(kind, n_samples, n_classes, seed=11)
     weights = uniform_weights(n_samples)
     prior = make_prior(prior_kind, n_classes)
-    labels, residual, converged = solve_and_check(probs, weights, prior,
-                                                  fairness_weight)
+    labels, residual, converged = solve_and_check(
+        probs, weights, prior, fairness_weight
+    )
     assert converged and residual <= TOL
-    value = collision_ce_objective(probs, labels, prior=prior,
-                                   fairness_weight=fairness_weight,
-                                   sample_weight=weights)
+    value = collision_ce_objective(
+        probs,
+        labels,
+        prior=prior,
+        fairness_weight=fairness_weight,
+        sample_weight=weights,
+    )
     reference = cvxpy_objective(probs, weights, prior, fairness_weight)
     assert value <= reference + REL_OBJECTIVE * max(1.0, abs(reference))
 
@@ -390,9 +449,11 @@ def test_cuda_matches_cpu():
     probs = make_probs("soft", 2000, 50, seed=12)
     prior = make_prior("uniform", 50)
     weights = uniform_weights(2000)
-    labels, _, converged = solve_collision_dual(probs.cuda(), weights.cuda(),
-                                                prior.cuda(), 100.0)
+    labels, _, converged = solve_collision_dual(
+        probs.cuda(), weights.cuda(), prior.cuda(), 100.0
+    )
     assert converged and labels.device.type == "cuda"
-    residual = kkt_residual(probs, labels.cpu(), loss="collision", prior=prior,
-                            fairness_weight=100.0)
+    residual = kkt_residual(
+        probs, labels.cpu(), loss="collision", prior=prior, fairness_weight=100.0
+    )
     assert residual <= TOL

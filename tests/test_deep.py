@@ -69,7 +69,11 @@ def make_images(n_per_class=60, channels=1, seed=0):
 
 def deep(estimator=EntropyClustering, **params):
     defaults = dict(
-        n_clusters=3, module=SmallNet, max_iter=3, lr=1e-2, batch_size=60,
+        n_clusters=3,
+        module=SmallNet,
+        max_iter=3,
+        lr=1e-2,
+        batch_size=60,
         random_state=0,
     )
     return estimator(**{**defaults, **params})
@@ -374,8 +378,12 @@ def test_vgg4_with_self_augmentation_on_small_images():
     rng = np.random.default_rng(0)
     X = rng.random((24, 16, 16), dtype=np.float32)  # grey, USPS-sized
     model = EntropyClustering(
-        n_clusters=2, module=VGG4, augment=SelfAugmentation(), batch_size=12,
-        max_iter=1, random_state=0,
+        n_clusters=2,
+        module=VGG4,
+        augment=SelfAugmentation(),
+        batch_size=12,
+        max_iter=1,
+        random_state=0,
     ).fit(X)
     assert model.net_.module_.backbone.variant == "28x28x1"
     assert model.coef_.shape == (2, 4608)

@@ -223,16 +223,28 @@ def test_docs_build(tmp_path):
     pytest.importorskip("numpydoc")
     pytest.importorskip("pydata_sphinx_theme")
     source = tmp_path / "repo"
-    shutil.copytree(ROOT / "docs", source / "docs",
-                    ignore=shutil.ignore_patterns("_build", "auto_examples",
-                                                  "gen_modules"))
+    shutil.copytree(
+        ROOT / "docs",
+        source / "docs",
+        ignore=shutil.ignore_patterns("_build", "auto_examples", "gen_modules"),
+    )
     shutil.copytree(ROOT / "examples", source / "examples")
     result = subprocess.run(
-        [sys.executable, "-m", "sphinx", "-W", "--keep-going", "-q", "-b", "html",
-         str(source / "docs"), str(tmp_path / "html")],
-        capture_output=True, text=True, env={"OMP_NUM_THREADS": "1",
-                                             "MPLBACKEND": "Agg",
-                                             "PATH": "/usr/bin:/bin"},
+        [
+            sys.executable,
+            "-m",
+            "sphinx",
+            "-W",
+            "--keep-going",
+            "-q",
+            "-b",
+            "html",
+            str(source / "docs"),
+            str(tmp_path / "html"),
+        ],
+        capture_output=True,
+        text=True,
+        env={"OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg", "PATH": "/usr/bin:/bin"},
     )
     assert result.returncode == 0, result.stderr[-5000:]
     assert (tmp_path / "html" / "auto_examples" / "index.html").exists()

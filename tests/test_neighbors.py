@@ -76,8 +76,12 @@ class ViewsSpy:
                 rows = rows.cpu().numpy()
             rows = np.arange(views.neighbors.shape[0])[rows]
             self.calls.append(
-                (views, batch.detach().cpu().numpy().copy(), rows,
-                 output.detach().cpu().numpy().copy())
+                (
+                    views,
+                    batch.detach().cpu().numpy().copy(),
+                    rows,
+                    output.detach().cpu().numpy().copy(),
+                )
             )
             return output
 
@@ -216,8 +220,14 @@ def test_deep_trainer_uses_neighbor_and_augmented_views(monkeypatch):
     X, _ = make_images(n_per_class=20)
     spy = ViewsSpy(monkeypatch)
     model = EntropyClustering(
-        3, module=SmallNet, augment=flip, n_augmentations=2, n_neighbors=3,
-        batch_size=30, max_iter=2, random_state=0,
+        3,
+        module=SmallNet,
+        augment=flip,
+        n_augmentations=2,
+        n_neighbors=3,
+        batch_size=30,
+        max_iter=2,
+        random_state=0,
     ).fit(X)
     expected = brute_force_neighbors(X, 3)
     assert len(spy.calls) == 2 * 2  # two epochs of two batches

@@ -50,25 +50,36 @@ def make_problem(kind, n_samples, n_classes, seed):
 
 
 @pytest.mark.parametrize("fairness_weight", [1.0, 100.0, 1e4])
-@pytest.mark.parametrize("kind, n_samples, n_classes",
-                         [("one_hot", 40, 20), ("one_hot", 7, 200),
-                          ("exact_zeros", 8, 200), ("peaked", 100, 30)])
+@pytest.mark.parametrize(
+    "kind, n_samples, n_classes",
+    [
+        ("one_hot", 40, 20),
+        ("one_hot", 7, 200),
+        ("exact_zeros", 8, 200),
+        ("peaked", 100, 30),
+    ],
+)
 @pytest.mark.parametrize("loss", ["reverse", "collision"])
-def test_fallback_reaches_the_tolerance(loss, kind, n_samples, n_classes,
-                                        fairness_weight):
+def test_fallback_reaches_the_tolerance(
+    loss, kind, n_samples, n_classes, fairness_weight
+):
     probs, weights, prior = make_problem(kind, n_samples, n_classes, seed=n_classes)
-    labels, n_iter, residual = newton_fallback(probs, weights, prior,
-                                               fairness_weight, loss, tol=TOL)
+    labels, n_iter, residual = newton_fallback(
+        probs, weights, prior, fairness_weight, loss, tol=TOL
+    )
     assert bool(torch.isfinite(labels).all()) and bool((labels >= 0).all())
-    torch.testing.assert_close(labels.sum(dim=1),
-                               torch.ones(n_samples, dtype=torch.float64))
+    torch.testing.assert_close(
+        labels.sum(dim=1), torch.ones(n_samples, dtype=torch.float64)
+    )
     assert n_iter < 200
     assert residual <= TOL
-    assert kkt_residual(probs, labels, loss=loss,
-                        fairness_weight=fairness_weight) == pytest.approx(residual)
+    assert kkt_residual(
+        probs, labels, loss=loss, fairness_weight=fairness_weight
+    ) == pytest.approx(residual)
     # not worse than the independent reference method solved tighter
-    reference, _ = structured_newton(probs, weights, prior, fairness_weight,
-                                     loss=loss, tol=1e-7, max_iter=500)
+    reference, _ = structured_newton(
+        probs, weights, prior, fairness_weight, loss=loss, tol=1e-7, max_iter=500
+    )
     value = OBJECTIVES[loss](probs, labels, fairness_weight=fairness_weight)
     best = OBJECTIVES[loss](probs, reference, fairness_weight=fairness_weight)
     assert value <= best + 1e-6 * max(1.0, abs(best))
@@ -81,11 +92,13 @@ def test_fallback_from_a_start_and_with_zero_weights(loss):
     weights[:10] = 0.0
     weights /= weights.sum()
     start = torch.full_like(probs, 0.1)
-    labels, _, residual = newton_fallback(probs, weights, prior, 100.0, loss,
-                                          tol=TOL, init=start)
+    labels, _, residual = newton_fallback(
+        probs, weights, prior, 100.0, loss, tol=TOL, init=start
+    )
     assert residual <= TOL
-    assert kkt_residual(probs, labels, loss=loss, fairness_weight=100.0,
-                        sample_weight=weights) == pytest.approx(residual)
+    assert kkt_residual(
+        probs, labels, loss=loss, fairness_weight=100.0, sample_weight=weights
+    ) == pytest.approx(residual)
     # rows of zero weight keep the (mixed) starting point
     torch.testing.assert_close(labels[:10], start[:10])
 
@@ -105,6 +118,11 @@ for module in pkgutil.walk_packages(skentropy.__path__, "skentropy."):
         pass
 print("skentropy._reference_solvers" in sys.modules)
 """
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True,
-                            text=True, timeout=300, check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
     assert result.stdout.strip() == "False"

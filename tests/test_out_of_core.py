@@ -57,8 +57,12 @@ def shuffled_digits_on_disk(digits, tmp_path_factory):
 
 @pytest.mark.parametrize(
     "Estimator",
-    [EntropyClustering, CollisionCEClustering, MaxMarginEntropyClustering,
-     SeCuClustering],
+    [
+        EntropyClustering,
+        CollisionCEClustering,
+        MaxMarginEntropyClustering,
+        SeCuClustering,
+    ],
     ids=by_name,
 )
 def test_partial_fit_on_memmap_chunks_matches_fit(Estimator, shuffled_digits_on_disk):
@@ -110,9 +114,7 @@ def traced_peak(function, *args):
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("Estimator", ALL_ESTIMATORS, ids=by_name)
-def test_fit_on_a_memmap_copies_only_batches(
-    Estimator, dtype, large_memmap, tmp_path
-):
+def test_fit_on_a_memmap_copies_only_batches(Estimator, dtype, large_memmap, tmp_path):
     X_map = large_memmap
     if dtype != X_map.dtype:
         X_map = save_as_memmap(X_map.astype(dtype), tmp_path / "X.npy")

@@ -141,12 +141,14 @@ def assert_solved(loss, probs, labels, tol=TOL, **problem):
 
 
 @pytest.mark.parametrize("fairness_weight", FAIRNESS_WEIGHTS)
-@pytest.mark.parametrize("n_samples, n_classes",
-                         [(1, 2), (1, 200), (50, 2), (40, 20), (8, 200)])
+@pytest.mark.parametrize(
+    "n_samples, n_classes", [(1, 2), (1, 200), (50, 2), (40, 20), (8, 200)]
+)
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("loss", LOSSES)
-def test_kkt_residual_below_tol(loss, kind, n_samples, n_classes, fairness_weight,
-                                global_random_seed):
+def test_kkt_residual_below_tol(
+    loss, kind, n_samples, n_classes, fairness_weight, global_random_seed
+):
     rng = np.random.default_rng(global_random_seed)
     probs = make_probs(kind, rng, n_samples, n_classes)
     labels = SOLVERS[loss](probs, fairness_weight=fairness_weight)
@@ -167,8 +169,9 @@ def test_kkt_residual_below_tol_prior_with_tiny_entry(loss, kind, fairness_weigh
 @pytest.mark.parametrize("fairness_weight", [1e-300, 1e-16])
 @pytest.mark.parametrize("n_classes", [1, 2, 7])
 @pytest.mark.parametrize("loss", LOSSES)
-def test_kkt_residual_below_tol_vanishing_fairness_weight(loss, n_classes,
-                                                          fairness_weight):
+def test_kkt_residual_below_tol_vanishing_fairness_weight(
+    loss, n_classes, fairness_weight
+):
     probs = make_probs("soft", np.random.default_rng(24), 20, n_classes)
     labels = SOLVERS[loss](probs, fairness_weight=fairness_weight)
     assert_solved(loss, probs, labels, fairness_weight=fairness_weight)
@@ -180,8 +183,9 @@ def test_kkt_residual_below_tol_weighted(loss):
     probs = make_probs("exact_zeros", rng, 60, 6)
     weights = rng.uniform(0.0, 3.0, size=60)
     weights[:5] = 0.0
-    problem = dict(prior=increasing_prior(6), fairness_weight=100.0,
-                   sample_weight=weights)
+    problem = dict(
+        prior=increasing_prior(6), fairness_weight=100.0, sample_weight=weights
+    )
     labels = SOLVERS[loss](probs, **problem)
     assert_solved(loss, probs, labels, **problem)
 
@@ -227,25 +231,40 @@ def cvxpy_objective(loss, probs, prior, fairness_weight, sample_weight=None):
     """
     cp = pytest.importorskip("cvxpy")
     n_samples, n_classes = probs.shape
-    weights = (np.full(n_samples, 1.0 / n_samples) if sample_weight is None
-               else sample_weight / sample_weight.sum())
+    weights = (
+        np.full(n_samples, 1.0 / n_samples)
+        if sample_weight is None
+        else sample_weight / sample_weight.sum()
+    )
     y = cp.Variable((n_samples, n_classes), nonneg=True)
     if loss == "reverse":
         cross_entropy = -cp.sum(cp.multiply(weights[:, None] * probs, cp.log(y)))
     else:
         cross_entropy = -(weights @ cp.log(cp.sum(cp.multiply(probs, y), axis=1)))
     fairness = -fairness_weight * (prior @ cp.log(weights @ y))
-    problem = cp.Problem(cp.Minimize(n_samples * (cross_entropy + fairness)),
-                         [cp.sum(y, axis=1) == 1])
+    problem = cp.Problem(
+        cp.Minimize(n_samples * (cross_entropy + fairness)), [cp.sum(y, axis=1) == 1]
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "solution may be inaccurate"
-        problem.solve(solver="CLARABEL", tol_gap_abs=1e-9, tol_gap_rel=1e-9,
-                      tol_feas=1e-9, max_iter=400)
+        problem.solve(
+            solver="CLARABEL",
+            tol_gap_abs=1e-9,
+            tol_gap_rel=1e-9,
+            tol_feas=1e-9,
+            max_iter=400,
+        )
     assert problem.status in ("optimal", "optimal_inaccurate"), problem.status
     labels = np.clip(y.value, 1e-300, None)
     labels /= labels.sum(axis=1, keepdims=True)
-    return objective(loss, probs, labels, prior=prior,
-                     fairness_weight=fairness_weight, sample_weight=sample_weight)
+    return objective(
+        loss,
+        probs,
+        labels,
+        prior=prior,
+        fairness_weight=fairness_weight,
+        sample_weight=sample_weight,
+    )
 
 
 # (kind, n_samples, n_classes, fairness_weight, prior, weighted); N·K ≤ 2000
@@ -266,23 +285,30 @@ def test_objective_not_worse_than_cvxpy(loss, case):
     kind, n_samples, n_classes, fairness_weight, prior_kind, weighted = case
     rng = np.random.default_rng(6)
     probs = make_probs(kind, rng, n_samples, n_classes)
-    prior = {"uniform": np.full(n_classes, 1.0 / n_classes),
-             "increasing": increasing_prior(n_classes),
-             "tiny": tiny_entry_prior(n_classes)}[prior_kind]
+    prior = {
+        "uniform": np.full(n_classes, 1.0 / n_classes),
+        "increasing": increasing_prior(n_classes),
+        "tiny": tiny_entry_prior(n_classes),
+    }[prior_kind]
     weights = rng.uniform(0.2, 2.0, size=n_samples) if weighted else None
     problem = dict(prior=prior, fairness_weight=fairness_weight, sample_weight=weights)
     labels = SOLVERS[loss](probs, **problem)
     assert_solved(loss, probs, labels, **problem)
     reference = cvxpy_objective(loss, probs, prior, fairness_weight, weights)
-    assert_not_worse(objective(loss, probs, labels, **problem), reference,
-                     "cvxpy + CLARABEL's")
+    assert_not_worse(
+        objective(loss, probs, labels, **problem), reference, "cvxpy + CLARABEL's"
+    )
 
 
 def baseline_problem(probs, prior, fairness_weight, sample_weight=None):
     n_samples = probs.shape[0]
     weights = np.ones(n_samples) if sample_weight is None else sample_weight
-    return (torch.as_tensor(probs), torch.as_tensor(weights, dtype=torch.float64),
-            torch.as_tensor(prior), fairness_weight)
+    return (
+        torch.as_tensor(probs),
+        torch.as_tensor(weights, dtype=torch.float64),
+        torch.as_tensor(prior),
+        fairness_weight,
+    )
 
 
 @pytest.mark.parametrize("fairness_weight", [1.0, 100.0])
@@ -304,11 +330,13 @@ def test_reverse_agrees_with_baselines(fairness_weight, weighted):
         reference, _ = solver(*args, loss="reverse", tol=tol, max_iter=5000)
         reference = reference.numpy()
         assert residual("reverse", probs, reference, **problem) <= tol
-        assert_same_objective(value, reverse_ce_objective(probs, reference, **problem),
-                              solver.__name__ + "'s")
+        assert_same_objective(
+            value,
+            reverse_ce_objective(probs, reference, **problem),
+            solver.__name__ + "'s",
+        )
         # σ > 0: the objective is strictly convex and the optimum unique
-        np.testing.assert_allclose(labels, reference,
-                                   atol=label_atol(fairness_weight))
+        np.testing.assert_allclose(labels, reference, atol=label_atol(fairness_weight))
 
 
 @pytest.mark.parametrize("loss", LOSSES)
@@ -320,15 +348,19 @@ def test_objective_agrees_with_structured_newton(loss, kind):
     problem = dict(prior=prior, fairness_weight=100.0)
     labels = SOLVERS[loss](probs, **problem)
     # structured Newton reaches 1e-7 reliably in float64 (see its Notes)
-    reference, _ = structured_newton(*baseline_problem(probs, prior, 100.0),
-                                     loss=loss, tol=1e-7)
+    reference, _ = structured_newton(
+        *baseline_problem(probs, prior, 100.0), loss=loss, tol=1e-7
+    )
     reference = reference.numpy()
     assert residual(loss, probs, reference, **problem) <= 1e-7
-    assert_not_worse(objective(loss, probs, labels, **problem),
-                     objective(loss, probs, reference, **problem),
-                     "structured Newton's")
-    np.testing.assert_allclose(weighted_mean(labels), weighted_mean(reference),
-                               atol=label_atol(100.0))
+    assert_not_worse(
+        objective(loss, probs, labels, **problem),
+        objective(loss, probs, reference, **problem),
+        "structured Newton's",
+    )
+    np.testing.assert_allclose(
+        weighted_mean(labels), weighted_mean(reference), atol=label_atol(100.0)
+    )
 
 
 # --------------------------------------------------------------------------
@@ -384,8 +416,9 @@ def test_em_method_meets_its_tolerance(loss, kind, tol):
         probs = make_probs(kind, rng, 250, 10)
     weights = rng.uniform(0.5, 2.0, size=250)
     weights[:10] = 0.0
-    problem = dict(prior=increasing_prior(10), fairness_weight=100.0,
-                   sample_weight=weights)
+    problem = dict(
+        prior=increasing_prior(10), fairness_weight=100.0, sample_weight=weights
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)
         labels = SOLVERS[loss](probs, method="em", tol=tol, **problem)
@@ -408,11 +441,18 @@ def test_collision_em_with_a_tiny_fairness_weight(fairness_weight, tol):
 
 
 @pytest.mark.parametrize("fairness_weight", [1.0, 100.0, 1e4])
-@pytest.mark.parametrize("kind, n_samples, n_classes",
-                         [("one_hot", 40, 20), ("one_hot", 2000, 200),
-                          ("exact_zeros", 8, 200), ("peaked", 250, 50)])
-def test_reverse_solver_passes_kinks_of_its_dual(kind, n_samples, n_classes,
-                                                 fairness_weight):
+@pytest.mark.parametrize(
+    "kind, n_samples, n_classes",
+    [
+        ("one_hot", 40, 20),
+        ("one_hot", 2000, 200),
+        ("exact_zeros", 8, 200),
+        ("peaked", 250, 50),
+    ],
+)
+def test_reverse_solver_passes_kinks_of_its_dual(
+    kind, n_samples, n_classes, fairness_weight
+):
     # σ_ik = 0 classes that tie at the top multiplier of a row, and peaked σ
     # whose tiny entries act alike, put kinks at the optimum of the reverse
     # dual: its Newton method circles them and EM creeps (before the Newton
@@ -424,8 +464,9 @@ def test_reverse_solver_passes_kinks_of_its_dual(kind, n_samples, n_classes,
         probs = make_probs(kind, rng, n_samples, n_classes)
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)
-        labels, n_iter = reverse_ce_labels(probs, fairness_weight=fairness_weight,
-                                           return_n_iter=True)
+        labels, n_iter = reverse_ce_labels(
+            probs, fairness_weight=fairness_weight, return_n_iter=True
+        )
     assert_solved("reverse", probs, labels, fairness_weight=fairness_weight)
     assert n_iter <= 300
 
@@ -455,12 +496,16 @@ def assert_same_solution(loss, probs, labels, expected, **problem):
     """
     fairness_weight = problem["fairness_weight"]
     weights = problem.get("sample_weight")
-    assert_same_objective(objective(loss, probs, labels, **problem),
-                          objective(loss, probs, expected, **problem),
-                          "the reference solution's")
-    np.testing.assert_allclose(weighted_mean(labels, weights),
-                               weighted_mean(expected, weights),
-                               atol=label_atol(fairness_weight))
+    assert_same_objective(
+        objective(loss, probs, labels, **problem),
+        objective(loss, probs, expected, **problem),
+        "the reference solution's",
+    )
+    np.testing.assert_allclose(
+        weighted_mean(labels, weights),
+        weighted_mean(expected, weights),
+        atol=label_atol(fairness_weight),
+    )
     atol = label_atol(fairness_weight) if loss == "reverse" else 1e-2
     np.testing.assert_allclose(labels, expected, atol=atol)
 
@@ -474,8 +519,14 @@ def test_permuting_rows_permutes_labels(loss):
     problem = dict(prior=increasing_prior(4), fairness_weight=100.0)
     labels = SOLVERS[loss](probs, sample_weight=weights, **problem)
     permuted = SOLVERS[loss](probs[order], sample_weight=weights[order], **problem)
-    assert_same_solution(loss, probs[order], permuted, labels[order],
-                         sample_weight=weights[order], **problem)
+    assert_same_solution(
+        loss,
+        probs[order],
+        permuted,
+        labels[order],
+        sample_weight=weights[order],
+        **problem,
+    )
 
 
 @pytest.mark.parametrize("loss", LOSSES)
@@ -486,8 +537,14 @@ def test_permuting_classes_permutes_labels(loss):
     order = rng.permutation(4)
     labels = SOLVERS[loss](probs, prior=prior)
     permuted = SOLVERS[loss](probs[:, order], prior=prior[order])
-    assert_same_solution(loss, probs[:, order], permuted, labels[:, order],
-                         prior=prior[order], fairness_weight=100.0)
+    assert_same_solution(
+        loss,
+        probs[:, order],
+        permuted,
+        labels[:, order],
+        prior=prior[order],
+        fairness_weight=100.0,
+    )
 
 
 def test_identical_rows_share_the_reverse_labels():
@@ -560,9 +617,11 @@ def test_integer_sample_weight_equals_repeated_rows(loss):
     assert_same_objective(
         objective(loss, probs, labels, sample_weight=counts, **problem),
         objective(loss, repeated_probs, repeated, **problem),
-        "the repeated rows'")
-    np.testing.assert_allclose(weighted_mean(labels, counts), weighted_mean(repeated),
-                               atol=label_atol(100.0))
+        "the repeated rows'",
+    )
+    np.testing.assert_allclose(
+        weighted_mean(labels, counts), weighted_mean(repeated), atol=label_atol(100.0)
+    )
 
 
 @pytest.mark.parametrize("loss", LOSSES)
@@ -579,7 +638,8 @@ def test_zero_sample_weight_equals_dropped_rows(loss):
     assert_same_objective(
         objective(loss, probs, labels, sample_weight=weights, **problem),
         objective(loss, probs[kept], dropped, sample_weight=weights[kept], **problem),
-        "the kept rows'")
+        "the kept rows'",
+    )
 
 
 @pytest.mark.parametrize("init", ["uniform", "random", "one_hot", "solution"])
@@ -597,9 +657,11 @@ def test_warm_start_reaches_the_same_optimum(loss, init):
     }[init]
     warm = SOLVERS[loss](probs, init=start, **problem)
     assert_solved(loss, probs, warm, **problem)
-    assert_same_objective(objective(loss, probs, warm, **problem),
-                          objective(loss, probs, labels, **problem),
-                          "the cold start's")
+    assert_same_objective(
+        objective(loss, probs, warm, **problem),
+        objective(loss, probs, labels, **problem),
+        "the cold start's",
+    )
 
 
 @pytest.mark.parametrize("loss", LOSSES)
@@ -656,7 +718,8 @@ def test_kkt_residual_rejects_one_row_at_the_wrong_vertex():
     wrong = optimum.copy()
     wrong[0] = [1e-12, 1.0 - 1e-12]
     assert objective("collision", probs, wrong, **problem) > objective(
-        "collision", probs, optimum, **problem)
+        "collision", probs, optimum, **problem
+    )
     assert residual("collision", probs, wrong, **problem) > 1.0
 
 
@@ -674,7 +737,8 @@ def test_kkt_residual_rejects_a_zero_class_entry_shrunk():
     shrunk = optimum.copy()
     shrunk[0] = [1.0 - 1e-12, 1e-12]
     assert objective("reverse", probs, shrunk, **problem) > objective(
-        "reverse", probs, optimum, **problem)
+        "reverse", probs, optimum, **problem
+    )
     assert residual("reverse", probs, shrunk, **problem) > 0.1
 
 
@@ -693,10 +757,17 @@ def test_kkt_residual_agrees_with_the_reference_implementation(loss):
     prior = increasing_prior(6)
     for fairness_weight in (0.0, 1.0, 100.0):
         sigma, w, u, lam = baseline_problem(probs, prior, fairness_weight, weights)
-        expected = reference_kkt_residual(loss, sigma, torch.as_tensor(labels), w, u,
-                                          lam)
-        value = residual(loss, probs, labels, prior=prior,
-                         fairness_weight=fairness_weight, sample_weight=weights)
+        expected = reference_kkt_residual(
+            loss, sigma, torch.as_tensor(labels), w, u, lam
+        )
+        value = residual(
+            loss,
+            probs,
+            labels,
+            prior=prior,
+            fairness_weight=fairness_weight,
+            sample_weight=weights,
+        )
         assert value == pytest.approx(expected, rel=1e-9, abs=1e-15)
 
 
@@ -710,8 +781,7 @@ BAD_INPUTS = {
     "nan": (dict(probs=np.array([[np.nan, 1.0], [0.5, 0.5]])), r"NaN|infinit"),
     "inf": (dict(probs=np.array([[np.inf, 1.0], [0.5, 0.5]])), r"NaN|infinit"),
     "negative": (dict(probs=np.array([[-0.2, 1.2], [0.5, 0.5]])), r"negative"),
-    "not_normalized": (dict(probs=np.array([[0.2, 0.7], [0.5, 0.5]])),
-                       r"sum to one"),
+    "not_normalized": (dict(probs=np.array([[0.2, 0.7], [0.5, 0.5]])), r"sum to one"),
     "one_dimensional": (dict(probs=np.array([0.2, 0.8])), r"2-D|dimension"),
     "prior_length": (dict(prior=np.array([0.2, 0.3, 0.5])), r"prior.*shape"),
     "prior_negative": (dict(prior=np.array([-0.5, 1.5])), r"prior.*nonnegative"),
@@ -721,8 +791,10 @@ BAD_INPUTS = {
     "tol_zero": (dict(tol=0.0), r"tol"),
     "tol_negative": (dict(tol=-1e-6), r"tol"),
     "max_iter_zero": (dict(max_iter=0), r"max_iter"),
-    "sample_weight_negative": (dict(sample_weight=np.array([1.0, -1.0, 1.0])),
-                               r"sample_weight"),
+    "sample_weight_negative": (
+        dict(sample_weight=np.array([1.0, -1.0, 1.0])),
+        r"sample_weight",
+    ),
     "sample_weight_length": (dict(sample_weight=np.ones(4)), r"sample_weight"),
     "init_shape": (dict(init=np.full((2, 2), 0.5)), r"init"),
 }
@@ -738,8 +810,10 @@ def test_invalid_input_raises(loss, name):
         SOLVERS[loss](probs, **kwargs)
 
 
-@pytest.mark.parametrize("name", ["nan", "negative", "not_normalized", "prior_length",
-                                  "fairness_weight_negative"])
+@pytest.mark.parametrize(
+    "name",
+    ["nan", "negative", "not_normalized", "prior_length", "fairness_weight_negative"],
+)
 def test_invalid_input_raises_in_objectives_and_residual(name):
     kwargs, message = BAD_INPUTS[name]
     kwargs = {"probs": GOOD, **kwargs}
@@ -769,8 +843,11 @@ def random_problems(draw):
     rng = np.random.default_rng(seed)
     probs = make_probs(kind, rng, n_samples, n_classes)
     prior = draw(st.sampled_from(["uniform", "increasing", "tiny"]))
-    prior = {"uniform": None, "increasing": increasing_prior(n_classes),
-             "tiny": tiny_entry_prior(n_classes) if n_classes > 1 else None}[prior]
+    prior = {
+        "uniform": None,
+        "increasing": increasing_prior(n_classes),
+        "tiny": tiny_entry_prior(n_classes) if n_classes > 1 else None,
+    }[prior]
     fairness_weight = draw(st.one_of(st.just(0.0), st.floats(0.0, 1e4)))
     dtype = draw(st.sampled_from([np.float32, np.float64]))
     return probs.astype(dtype), prior, fairness_weight

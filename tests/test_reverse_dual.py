@@ -35,7 +35,8 @@ def make_problem(n_samples, n_classes, seed, zeros=False, fairness_weight=100.0)
 def random_beta(problem, seed, spread=1.0):
     generator = torch.Generator().manual_seed(seed)
     theta = math.log(problem.fairness_weight) + spread * torch.randn(
-        int(problem.fair.sum()), generator=generator, dtype=torch.float64)
+        int(problem.fair.sum()), generator=generator, dtype=torch.float64
+    )
     return theta, problem.beta(theta)
 
 
@@ -52,8 +53,12 @@ def test_row_solutions_solve_their_row_problems(zeros):
     level = rows.anchor + rows.offset
     grad = torch.where(problem.positive, -problem.probs / y, 0.0) - beta
     support = y > 0
-    torch.testing.assert_close(torch.where(support, grad, -level).expand_as(y),
-                               (-level).expand_as(y), rtol=1e-9, atol=1e-9)
+    torch.testing.assert_close(
+        torch.where(support, grad, -level).expand_as(y),
+        (-level).expand_as(y),
+        rtol=1e-9,
+        atol=1e-9,
+    )
     assert bool((torch.where(support, 0.0, grad + level) >= -1e-9).all())
     if zeros:
         assert bool(rows.active.any()), "no row puts mass on a σ = 0 class"
@@ -71,8 +76,9 @@ def test_label_jacobian_matches_finite_differences(zeros):
         shift[k] = step
         plus = problem.weights @ problem.dense(problem.solve_rows(beta + shift))
         minus = problem.weights @ problem.dense(problem.solve_rows(beta - shift))
-        torch.testing.assert_close(jacobian[:, k], (plus - minus) / (2 * step),
-                                   rtol=1e-4, atol=1e-7)
+        torch.testing.assert_close(
+            jacobian[:, k], (plus - minus) / (2 * step), rtol=1e-4, atol=1e-7
+        )
     torch.testing.assert_close(jacobian, jacobian.T)
     assert float(torch.linalg.eigvalsh(jacobian).min()) >= -1e-12
 
@@ -87,19 +93,24 @@ def test_dual_gradient_matches_finite_differences():
     for k in range(5):
         shift = torch.zeros_like(theta)
         shift[k] = step
-        values = [problem.dual_value(t, problem.solve_rows(problem.beta(t)))
-                  for t in (theta + shift, theta - shift)]
+        values = [
+            problem.dual_value(t, problem.solve_rows(problem.beta(t)))
+            for t in (theta + shift, theta - shift)
+        ]
         assert (values[0] - values[1]) / (2 * step) == pytest.approx(
-            float(gradient[k]), rel=1e-5, abs=1e-8)
+            float(gradient[k]), rel=1e-5, abs=1e-8
+        )
 
 
 @pytest.mark.parametrize("fairness_weight", [1.0, 100.0, 1e4])
-@pytest.mark.parametrize("n_samples, n_classes", [(250, 2), (250, 20),
-                                                  (10_000, 20), (10_000, 200)])
+@pytest.mark.parametrize(
+    "n_samples, n_classes", [(250, 2), (250, 20), (10_000, 20), (10_000, 200)]
+)
 def test_converges_where_it_is_used(n_samples, n_classes, fairness_weight):
     problem = make_problem(n_samples, n_classes, 6, fairness_weight=fairness_weight)
     y, n_iter, converged = solve_reverse_dual(
-        problem.probs, problem.weights, problem.prior, fairness_weight)
+        problem.probs, problem.weights, problem.prior, fairness_weight
+    )
     assert converged
     assert n_iter <= 10
     residual = kkt_residual(problem.probs, y, fairness_weight=fairness_weight)

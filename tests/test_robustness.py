@@ -138,38 +138,90 @@ def warm_start(probs):
 # row) tie at the top multiplier of the reverse dual, whose Newton method then
 # circled the kink while EM crept (1000 iterations, residual 6e-6).
 TIED_ZERO_CLASSES = np.array(
-    [[0.0, 0.0, 3.0022668e-02, 2.0633689e-03, 8.3868312e-05, 0.0, 8.2868463e-01,
-      1.3910711e-01, 3.6194910e-05, 2.1825356e-06],
-     [2.3084156e-04, 0.0, 0.0, 1.7443645e-03, 1.0263041e-05, 0.0, 0.0,
-      1.0712732e-03, 4.0792625e-02, 9.5615065e-01]], dtype=np.float32)
+    [
+        [
+            0.0,
+            0.0,
+            3.0022668e-02,
+            2.0633689e-03,
+            8.3868312e-05,
+            0.0,
+            8.2868463e-01,
+            1.3910711e-01,
+            3.6194910e-05,
+            2.1825356e-06,
+        ],
+        [
+            2.3084156e-04,
+            0.0,
+            0.0,
+            1.7443645e-03,
+            1.0263041e-05,
+            0.0,
+            0.0,
+            1.0712732e-03,
+            4.0792625e-02,
+            9.5615065e-01,
+        ],
+    ],
+    dtype=np.float32,
+)
 # Found by hypothesis. float32 labels of entries below float32's smallest
 # normal number (σ_71 = 7e-45) keep few bits; rounded down they looked as if
 # they should grow (dual violation 3e-4): the solvers round them up.
 SUBNORMAL_LABELS = np.array(
-    [[6.6618659e-12, 1.6779468e-17, 1.0], [2.6664848e-06, 3.2820814e-20, 9.9999732e-01],
-     [1.0, 1.7766448e-08, 2.5223372e-44], [4.2105580e-29, 3.7015598e-15, 1.0],
-     [0.0, 1.0, 4.9703636e-23], [9.2764579e-10, 1.1218431e-05, 9.9998879e-01],
-     [1.9978061e-14, 1.0, 3.7240462e-26], [1.0, 7.0064923e-45, 9.1320217e-23],
-     [1.0, 2.6475574e-18, 1.7239045e-36], [1.5977595e-25, 1.9016633e-15, 1.0],
-     [3.1593952e-19, 7.6031640e-02, 9.2396837e-01],
-     [9.9990606e-01, 8.2586709e-08, 9.3857045e-05], [6.0045592e-32, 1.4509908e-20, 1.0],
-     [2.6412624e-01, 0.0, 7.3587376e-01], [1.0, 5.5036146e-13, 3.2905430e-24]],
-    dtype=np.float32)
+    [
+        [6.6618659e-12, 1.6779468e-17, 1.0],
+        [2.6664848e-06, 3.2820814e-20, 9.9999732e-01],
+        [1.0, 1.7766448e-08, 2.5223372e-44],
+        [4.2105580e-29, 3.7015598e-15, 1.0],
+        [0.0, 1.0, 4.9703636e-23],
+        [9.2764579e-10, 1.1218431e-05, 9.9998879e-01],
+        [1.9978061e-14, 1.0, 3.7240462e-26],
+        [1.0, 7.0064923e-45, 9.1320217e-23],
+        [1.0, 2.6475574e-18, 1.7239045e-36],
+        [1.5977595e-25, 1.9016633e-15, 1.0],
+        [3.1593952e-19, 7.6031640e-02, 9.2396837e-01],
+        [9.9990606e-01, 8.2586709e-08, 9.3857045e-05],
+        [6.0045592e-32, 1.4509908e-20, 1.0],
+        [2.6412624e-01, 0.0, 7.3587376e-01],
+        [1.0, 5.5036146e-13, 3.2905430e-24],
+    ],
+    dtype=np.float32,
+)
 
 
 @pytest.mark.parametrize("method", ["auto", "em"])
 @pytest.mark.parametrize("loss", ["reverse", "collision"])
 @given(problem=problems())
-@example(problem={"probs": TIED_ZERO_CLASSES, "prior": None, "fairness_weight": 1.0,
-                  "sample_weight": None})
-@example(problem={"probs": SUBNORMAL_LABELS, "prior": None, "fairness_weight": 1.0,
-                  "sample_weight": None})
+@example(
+    problem={
+        "probs": TIED_ZERO_CLASSES,
+        "prior": None,
+        "fairness_weight": 1.0,
+        "sample_weight": None,
+    }
+)
+@example(
+    problem={
+        "probs": SUBNORMAL_LABELS,
+        "prior": None,
+        "fairness_weight": 1.0,
+        "sample_weight": None,
+    }
+)
 # Found by the nightly profile: σ = (0.5, 0.5) and a tiny λ. The collision
 # M-step computed its denominators A + 1 − σ_k/x through x, and they lost all
 # their digits once A is below the resolution of 1 + A (one-hot labels with
 # ȳ_k = 0, an infinite objective): it now solves for the gap A + 1 − σ_max/x.
-@example(problem={"probs": np.array([[0.5, 0.5]], dtype=np.float32), "prior": None,
-                  "fairness_weight": 1.6386193376631502e-299, "sample_weight": None})
+@example(
+    problem={
+        "probs": np.array([[0.5, 0.5]], dtype=np.float32),
+        "prior": None,
+        "fairness_weight": 1.6386193376631502e-299,
+        "sample_weight": None,
+    }
+)
 def test_pseudo_labels_are_optimal_on_random_problems(problem, loss, method):
     probs = problem["probs"]
     tol = METHOD_TOL[method]
@@ -409,9 +461,7 @@ def test_pandas_input_with_feature_names(Estimator):
             "positive": pd.array(X[:, 1] > 0, dtype="boolean"),
         }
     )
-    estimator = fit_quietly(
-        Estimator(n_clusters=3, max_iter=5, random_state=0), frame
-    )
+    estimator = fit_quietly(Estimator(n_clusters=3, max_iter=5, random_state=0), frame)
     assert_array_equal(estimator.feature_names_in_, frame.columns)
     assert_sensible_fit(estimator, frame, 3)
     with pytest.warns(UserWarning, match="feature names"):

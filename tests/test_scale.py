@@ -101,9 +101,10 @@ def test_partial_fit_stream_is_scale_free(blobs):
             for chunk in np.array_split(factor * blobs[rows], 3):
                 model.partial_fit(chunk)
         models.append(model)
-    assert adjusted_rand_score(
-        models[0].predict(blobs), models[1].predict(1e3 * blobs)
-    ) > 0.99
+    assert (
+        adjusted_rand_score(models[0].predict(blobs), models[1].predict(1e3 * blobs))
+        > 0.99
+    )
 
 
 @each_softmax_estimator

@@ -53,8 +53,7 @@ for name, (y, _) in pseudo_labels.items():
 fig, ax = plt.subplots(figsize=(6, 4.2))
 for name, (_, color) in pseudo_labels.items():
     ax.plot(x, collision[name], color=color, linewidth=2, label=f"H₂(y, σ), {name}")
-    ax.plot(x, shannon[name], "--", color=color, linewidth=1,
-            label=f"H(y, σ), {name}")
+    ax.plot(x, shannon[name], "--", color=color, linewidth=1, label=f"H(y, σ), {name}")
 ax.set(xlabel="σ = (x, 1 − x)", ylabel="loss", ylim=(0, 3))
 ax.legend(fontsize=8)
 fig.tight_layout()

@@ -75,12 +75,12 @@ for name, y in labels.items():
 # Plot
 # ----
 fig, (ax_kl, ax_ce) = plt.subplots(1, 2, figsize=(11, 4.2))
-for (name, color) in zip(priors, colors, strict=True):
+for name, color in zip(priors, colors, strict=True):
     ax_kl.plot(x, forward_kl[name], color=color, label=f"KL(u‖σ̄), {name}")
     ax_kl.plot(x, reverse_kl[name], "--", color=color, label=f"KL(σ̄‖u), {name}")
 ax_kl.set(xlabel="σ̄ = (x, 1 − x)", ylim=(0, 3), title="(a) fairness")
 ax_kl.legend(fontsize=8)
-for (name, color) in zip(labels, colors, strict=True):
+for name, color in zip(labels, colors, strict=True):
     ax_ce.plot(x, reverse_ce[name], color=color, label=f"H(σ, y), {name}")
     ax_ce.plot(x, forward_ce[name], "--", color=color, label=f"H(y, σ), {name}")
 ax_ce.set(xlabel="σ = (x, 1 − x)", ylim=(0, 3), title="(b) cross-entropy")

@@ -60,11 +60,13 @@ plot_decision_regions(entropy, X, ax=ax_ent)
 ax_ent.scatter(*X.T, c="k", s=4)
 ax_ent.set_title(f"(b) entropy clustering, ARI = {entropy_ari:.2f}")
 
-xx, yy = np.meshgrid(np.linspace(*ax_ent.get_xlim(), 300),
-                     np.linspace(*ax_ent.get_ylim(), 300))
+xx, yy = np.meshgrid(
+    np.linspace(*ax_ent.get_xlim(), 300), np.linspace(*ax_ent.get_ylim(), 300)
+)
 regions = kmeans.predict(np.c_[xx.ravel(), yy.ravel()]).reshape(xx.shape)
-ax_km.contourf(xx, yy, regions, levels=[-0.5, 0.5, 1.5, 2.5], cmap="tab10",
-               vmax=9, alpha=0.6)
+ax_km.contourf(
+    xx, yy, regions, levels=[-0.5, 0.5, 1.5, 2.5], cmap="tab10", vmax=9, alpha=0.6
+)
 ax_km.scatter(*X.T, c="k", s=4)
 ax_km.scatter(*kmeans.cluster_centers_.T, marker="X", s=150, c="w", edgecolor="k")
 ax_km.set_title(f"(a) K-means, ARI = {kmeans_ari:.2f}")

@@ -44,7 +44,9 @@ from skentropy import (
 from skentropy.plotting import plot_decision_regions
 
 X, y = make_blobs(
-    n_samples=400, centers=[[-3, 0], [3, 0], [0, 3], [0, -3]], cluster_std=0.9,
+    n_samples=400,
+    centers=[[-3, 0], [3, 0], [0, 3], [0, -3]],
+    cluster_std=0.9,
     random_state=0,
 )
 estimators = {
@@ -71,8 +73,9 @@ for name, estimator in estimators.items():
 fig, axes = plt.subplots(2, 4, figsize=(13, 6.5), sharex=True, sharey=True)
 for ax, (name, model) in zip(axes.flat, fitted.items(), strict=False):
     plot_decision_regions(model, X, ax=ax, grid_resolution=120)
-    ax.scatter(*X.T, c=model.labels_, cmap="tab10", vmax=9, s=6, edgecolor="k",
-               linewidth=0.2)
+    ax.scatter(
+        *X.T, c=model.labels_, cmap="tab10", vmax=9, s=6, edgecolor="k", linewidth=0.2
+    )
     ax.set_title(f"{name}\nARI {scores[name]:.2f}", fontsize=9)
 axes.flat[-1].axis("off")
 fig.tight_layout()

@@ -47,7 +47,8 @@ for fraction in fractions:
 # them.
 fig, ax = plt.subplots(figsize=(6, 3.8))
 ax.plot([100 * f for f in fractions], accuracies, "o-")
-ax.set(xlabel="labeled samples (%)", ylabel="accuracy on unlabeled samples",
-       ylim=(0, 1))
+ax.set(
+    xlabel="labeled samples (%)", ylabel="accuracy on unlabeled samples", ylim=(0, 1)
+)
 fig.tight_layout()
 plt.show()

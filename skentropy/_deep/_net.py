@@ -52,7 +52,13 @@ class ClusteringModule(nn.Module):
     """
 
     def __init__(
-        self, backbone, backbone_params, input_shape, n_clusters, n_heads, head,
+        self,
+        backbone,
+        backbone_params,
+        input_shape,
+        n_clusters,
+        n_heads,
+        head,
         temperature,
     ):
         super().__init__()

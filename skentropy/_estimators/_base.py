@@ -527,8 +527,7 @@ def _warn_degenerate(
         else ""
     )
     estimated = (
-        "prior='auto', which let clusters shrink (prior=None asks for equal "
-        "ones), "
+        "prior='auto', which let clusters shrink (prior=None asks for equal ones), "
         if estimated_prior
         else ""
     )

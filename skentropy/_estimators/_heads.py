@@ -77,10 +77,13 @@ def input_standardization(X, sample_weight, chunk_size=CHUNK_SIZE):
     """
     chunks = row_chunks(X, chunk_size)
     total = float(np.sum(sample_weight, dtype=np.float64))
-    center = sum(
-        sample_weight[rows].astype(np.float64) @ np.asarray(X[rows], np.float64)
-        for rows in chunks
-    ) / total
+    center = (
+        sum(
+            sample_weight[rows].astype(np.float64) @ np.asarray(X[rows], np.float64)
+            for rows in chunks
+        )
+        / total
+    )
     squared = sum(
         sample_weight[rows].astype(np.float64)
         @ np.square(np.asarray(X[rows], np.float64) - center).sum(axis=1)
@@ -360,9 +363,7 @@ class LinearHead(_StandardizedAffine):
             weight, bias = weight / temperature, bias / temperature
         else:
             sample = self._standardized(sample)
-            temperature = initial_temperature(
-                torch.cdist(sample, prototypes).square()
-            )
+            temperature = initial_temperature(torch.cdist(sample, prototypes).square())
             weight, bias = weight / temperature, bias / temperature
             bias = bias + fair_bias(sample @ weight.T + bias, prior)
         self._set(weight, bias)

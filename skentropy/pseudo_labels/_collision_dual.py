@@ -107,8 +107,9 @@ _POLISH_ROUNDS = 3
 _POLISH_MAX_ITER = 40
 
 
-def solve_collision_dual(probs, weights, prior, fairness_weight, tol=1e-6,
-                         max_iter=100):
+def solve_collision_dual(
+    probs, weights, prior, fairness_weight, tol=1e-6, max_iter=100
+):
     """Exact pseudo-labels of the collision cross-entropy with fairness.
 
     Minimizes E₂(y) = Σ_i w_i (−ln σ_i·y_i) − λ Σ_k u_k ln ȳ_k, ȳ = Σ_i w_i y_i,
@@ -179,11 +180,13 @@ def solve_collision_dual(probs, weights, prior, fairness_weight, tol=1e-6,
         return y.scatter_(1, probs.argmax(dim=1, keepdim=True), 1.0), 0, True
     distinct, inverse = _distinct_rows(probs)
     if inverse is not None:
-        merged = torch.zeros(distinct.shape[0], dtype=weights.dtype,
-                             device=weights.device)
+        merged = torch.zeros(
+            distinct.shape[0], dtype=weights.dtype, device=weights.device
+        )
         merged.index_add_(0, inverse, weights)
-        y, n_iter, converged = solve_collision_dual(distinct, merged, prior,
-                                                    fairness_weight, tol, max_iter)
+        y, n_iter, converged = solve_collision_dual(
+            distinct, merged, prior, fairness_weight, tol, max_iter
+        )
         return y[inverse], n_iter, converged
     problem = _DualProblem(probs, weights, prior, float(fairness_weight))
     rows, n_iter = _dual_newton(problem, tol, max_iter)
@@ -191,7 +194,8 @@ def solve_collision_dual(probs, weights, prior, fairness_weight, tol=1e-6,
     residual = problem.kkt_residual(y)
     if residual > tol and n_iter < max_iter:
         y_primal, more_iter, residual_primal = _primal_interior(
-            problem, tol, max_iter - n_iter)
+            problem, tol, max_iter - n_iter
+        )
         n_iter += more_iter
         if residual_primal < residual:
             y, residual = problem.settle_unweighted(y_primal), residual_primal
@@ -202,15 +206,21 @@ def solve_collision_dual(probs, weights, prior, fairness_weight, tol=1e-6,
         # last resort: the interior point stalls on some problems with many
         # classes that only fairness fills (one-hot rows, K ≫ N, large λ)
         y_newton, more_iter, residual_newton = newton_fallback(
-            problem.probs, problem.weights, problem.prior, problem.fairness_weight,
-            "collision", tol, max_iter - n_iter, init=y)
+            problem.probs,
+            problem.weights,
+            problem.prior,
+            problem.fairness_weight,
+            "collision",
+            tol,
+            max_iter - n_iter,
+            init=y,
+        )
         n_iter += more_iter
         if residual_newton < residual:
             y, residual = problem.settle_unweighted(y_newton), residual_newton
             y, residual, n_iter = _sparsify(problem, y, residual, n_iter, max_iter)
         if residual > tol and n_iter < max_iter:
-            y, residual, n_iter = _polish(problem, y, residual, tol, n_iter,
-                                          max_iter)
+            y, residual, n_iter = _polish(problem, y, residual, tol, n_iter, max_iter)
     return y, n_iter, bool(residual <= tol)
 
 
@@ -227,8 +237,9 @@ def _sparsify(problem, y, residual, n_iter, max_iter):
     beta = problem.fairness_gradient(problem.weights @ y)
     if not bool(torch.isfinite(beta).all()):
         return y, residual, n_iter
-    rows, more_iter = _dual_newton(problem, residual, min(_SPARSE_MAX_ITER,
-                                                          max_iter - n_iter), beta)
+    rows, more_iter = _dual_newton(
+        problem, residual, min(_SPARSE_MAX_ITER, max_iter - n_iter), beta
+    )
     n_iter += more_iter
     sparse = problem.dense(rows)
     sparse_residual = problem.kkt_residual(sparse)
@@ -276,11 +287,16 @@ def _polish(problem, y, residual, tol, n_iter, max_iter):
             break
         grad, mu = problem.scaled_gradient(y)
         multiplier = (grad - mu) / mu.abs().clamp_min(1.0)
-        support = ((multiplier <= _SUPPORT_MULTIPLIER)
-                   | (y > _SUPPORT_SHARE * y.amax(dim=1, keepdim=True)))
+        support = (multiplier <= _SUPPORT_MULTIPLIER) | (
+            y > _SUPPORT_SHARE * y.amax(dim=1, keepdim=True)
+        )
         y_polished, more_iter, polished_residual = _primal_interior(
-            problem, tol, min(max_iter - n_iter, _POLISH_MAX_ITER), mask=support,
-            start=y)
+            problem,
+            tol,
+            min(max_iter - n_iter, _POLISH_MAX_ITER),
+            mask=support,
+            start=y,
+        )
         n_iter += more_iter
         if not polished_residual < residual:
             break
@@ -354,8 +370,12 @@ class _DualProblem:
             return candidate
         index = stale.nonzero().squeeze(1)
         fresh = self._envelope_search(beta, index)
-        return _RowSolution(*(field.index_put((index,), new)
-                              for field, new in zip(candidate, fresh, strict=True)))
+        return _RowSolution(
+            *(
+                field.index_put((index,), new)
+                for field, new in zip(candidate, fresh, strict=True)
+            )
+        )
 
     def _top_line(self, beta, index):
         """The line of largest σ_ik (largest β_k among ties) of rows ``index``."""
@@ -386,11 +406,14 @@ class _DualProblem:
         vertex_a = ~two_lines | (sigma_a * cross >= 1.0)
         vertex_b = ~vertex_a & (sigma_b * cross <= 1.0)
         edge = ~vertex_a & ~vertex_b
-        slope = torch.where(vertex_a, 1.0 / sigma_a,
-                            torch.where(vertex_b, 1.0 / sigma_b, cross))
-        level = torch.where(vertex_a, beta_a + 1.0,
-                            torch.where(vertex_b, beta_b + 1.0,
-                                        beta_a + sigma_a * cross))
+        slope = torch.where(
+            vertex_a, 1.0 / sigma_a, torch.where(vertex_b, 1.0 / sigma_b, cross)
+        )
+        level = torch.where(
+            vertex_a,
+            beta_a + 1.0,
+            torch.where(vertex_b, beta_b + 1.0, beta_a + sigma_a * cross),
+        )
         # y_a = (σ_b − t)/(σ_b − σ_a) on an edge, t = 1/s*
         safe_cross = torch.where(edge, cross, 1.0)
         share = torch.where(edge, (sigma_b - 1.0 / safe_cross) / spread, 1.0)
@@ -440,8 +463,11 @@ class _DualProblem:
             envelope, c = values.max(dim=1)
             pair = torch.maximum(values[sub_rows, a], values[sub_rows, b])
             sigma_c = sub_sigma[sub_rows, c]
-            new_piece = ((envelope > pair + _allowance(envelope))
-                         & (sigma_c > sigma_a) & (sigma_c < sigma_b))
+            new_piece = (
+                (envelope > pair + _allowance(envelope))
+                & (sigma_c > sigma_a)
+                & (sigma_c < sigma_b)
+            )
             left = new_piece & (sigma_c * cross < 1.0)
             low[open_rows] = torch.where(left, c, a)
             high[open_rows] = torch.where(new_piece & ~left, c, b)
@@ -459,8 +485,10 @@ class _DualProblem:
 
     def dual_value(self, theta, rows):
         """D = Σ_{u_k>0} λu_k θ_k + Σ_i w_i (1 − ν_i + ln s*_i), up to a constant."""
-        return float(self.target[self.fair] @ theta
-                     + self.weights @ (1.0 - rows.level + torch.log(rows.slope)))
+        return float(
+            self.target[self.fair] @ theta
+            + self.weights @ (1.0 - rows.level + torch.log(rows.slope))
+        )
 
     def label_jacobian(self, rows):
         """J̄ = ∂ȳ/∂β = Σ_i w_i c_i (e_a − e_b)(e_a − e_b)ᵀ over edge rows (PSD)."""
@@ -471,11 +499,16 @@ class _DualProblem:
         spread = torch.where(edge, sigma_b - sigma_a, 1.0)
         # w_i c_i with c_i = t²/(σ_b − σ_a)², t = 1/s*
         curvature = torch.where(edge, self.weights / (rows.slope * spread) ** 2, 0.0)
-        jacobian = torch.zeros(n_classes * n_classes, dtype=self.probs.dtype,
-                               device=self.probs.device)
+        jacobian = torch.zeros(
+            n_classes * n_classes, dtype=self.probs.dtype, device=self.probs.device
+        )
         a, b = rows.low, rows.high
-        for first, second, sign in ((a, a, 1.0), (b, b, 1.0), (a, b, -1.0),
-                                    (b, a, -1.0)):
+        for first, second, sign in (
+            (a, a, 1.0),
+            (b, b, 1.0),
+            (a, b, -1.0),
+            (b, a, -1.0),
+        ):
             jacobian.index_add_(0, first * n_classes + second, sign * curvature)
         return jacobian.view(n_classes, n_classes)
 
@@ -538,8 +571,10 @@ def _dual_newton(problem, tol, max_iter, beta=None):
         # two starts: β = λ (ȳ = u, the limit of large λ) and the multipliers
         # of ȳ = (σ̄ + u)/2; keep the one with the larger dual value
         y_bar = 0.5 * (problem.weights @ problem.probs + problem.prior)
-        starts = (torch.full_like(target[fair], math.log(problem.fairness_weight)),
-                  torch.log(target[fair] / y_bar[fair]))
+        starts = (
+            torch.full_like(target[fair], math.log(problem.fairness_weight)),
+            torch.log(target[fair] / y_bar[fair]),
+        )
     start = None
     for theta in starts:
         beta = torch.zeros_like(problem.prior)
@@ -559,8 +594,11 @@ def _dual_newton(problem, tol, max_iter, beta=None):
             best_bound, stalls = bound, 0
         else:
             stalls += 1
-        if (n_iter >= min(max_iter, _DUAL_MAX_ITER) or stalls >= 2
-                or solves >= _DUAL_MAX_SOLVES):
+        if (
+            n_iter >= min(max_iter, _DUAL_MAX_ITER)
+            or stalls >= 2
+            or solves >= _DUAL_MAX_SOLVES
+        ):
             break
         n_iter += 1
         gradient = (target - beta * y_bar)[fair]
@@ -623,8 +661,9 @@ def _primal_interior(problem, tol, max_iter, mask=None, start=None):
         mask.scatter_(1, torch.topk(problem.probs, _CANDIDATES, dim=1).indices, True)
         if not bool(problem.fair.all()):
             fair_probs = torch.where(problem.fair, problem.probs, -1.0)
-            top = torch.topk(fair_probs, min(_CANDIDATES, int(problem.fair.sum())),
-                             dim=1).indices
+            top = torch.topk(
+                fair_probs, min(_CANDIDATES, int(problem.fair.sum())), dim=1
+            ).indices
             mask.scatter_(1, top, True)
     index = (problem.weights > 0).nonzero().squeeze(1)
     best, best_residual, n_iter = None, math.inf, 0
@@ -632,8 +671,7 @@ def _primal_interior(problem, tol, max_iter, mask=None, start=None):
         restricted = _Restricted(problem, mask, index)
         y_start = restricted.start(start)
         start = None
-        y_sub, used = _interior_point(restricted, y_start, 0.5 * tol,
-                                      max_iter - n_iter)
+        y_sub, used = _interior_point(restricted, y_start, 0.5 * tol, max_iter - n_iter)
         n_iter += used
         y = restricted.dense(y_sub)
         residual = problem.kkt_residual(y)
@@ -648,8 +686,9 @@ def _primal_interior(problem, tol, max_iter, mask=None, start=None):
         if violated.numel() == 0:
             break
         worst = torch.topk(violation[violated], min(_WIDEN, n_classes), dim=1)
-        widen = torch.zeros(violated.shape[0], n_classes, dtype=torch.bool,
-                            device=mask.device)
+        widen = torch.zeros(
+            violated.shape[0], n_classes, dtype=torch.bool, device=mask.device
+        )
         widen.scatter_(1, worst.indices, worst.values > 0)
         mask[violated] |= widen
     return best, n_iter, best_residual
@@ -670,15 +709,18 @@ class _Restricted:
         counts = mask.sum(dim=1)
         entries = mask.nonzero()
         row, col = entries[:, 0], entries[:, 1]
-        position = (torch.arange(row.shape[0], device=row.device)
-                    - (torch.cumsum(counts, dim=0) - counts)[row])
+        position = (
+            torch.arange(row.shape[0], device=row.device)
+            - (torch.cumsum(counts, dim=0) - counts)[row]
+        )
         shape = (index.shape[0], int(counts.max()))
         self.lines = torch.zeros(shape, dtype=torch.long, device=row.device)
         self.lines[row, position] = col
         self.valid = torch.zeros(shape, dtype=torch.bool, device=row.device)
         self.valid[row, position] = True
-        self.sigma = torch.where(self.valid,
-                                 problem.probs[index].gather(1, self.lines), 0.0)
+        self.sigma = torch.where(
+            self.valid, problem.probs[index].gather(1, self.lines), 0.0
+        )
         self.weights = problem.weights[index]
         self.n_classes = problem.probs.shape[1]
 
@@ -694,19 +736,22 @@ class _Restricted:
             return y / y.sum(dim=1, keepdim=True)
         counts = self.valid.sum(dim=1, keepdim=True).to(self.sigma.dtype)
         share = self.sigma / self.sigma.sum(dim=1, keepdim=True)
-        return torch.where(self.valid,
-                           (1.0 - _START_MIX) * share + _START_MIX / counts, 0.0)
+        return torch.where(
+            self.valid, (1.0 - _START_MIX) * share + _START_MIX / counts, 0.0
+        )
 
     def class_sum(self, values):
         """Σ_i w_i values_ij gathered on the classes (zero on padding)."""
         out = torch.zeros(self.n_classes, dtype=values.dtype, device=values.device)
-        return out.index_add_(0, self.lines.flatten(),
-                              (self.weights[:, None] * values).flatten())
+        return out.index_add_(
+            0, self.lines.flatten(), (self.weights[:, None] * values).flatten()
+        )
 
     def dense(self, y):
         """The (N, K) labels of candidate values (zero elsewhere)."""
-        rows = torch.zeros(self.index.shape[0], self.n_classes, dtype=y.dtype,
-                           device=y.device).scatter_add_(1, self.lines, y)
+        rows = torch.zeros(
+            self.index.shape[0], self.n_classes, dtype=y.dtype, device=y.device
+        ).scatter_add_(1, self.lines, y)
         out = torch.zeros_like(self.problem.probs)
         out[self.index] = rows
         return out
@@ -758,9 +803,11 @@ class _Restricted:
         if self.lines.shape[1] <= _BLOCK_WIDTH:
             # each M_i formed in its row before the sum (no cancellation
             # between rows)
-            blocks = (torch.diag_embed(r)
-                      - ra[:, :, None] * ra[:, None, :] / alpha[:, :, None]
-                      - q[:, :, None] * q[:, None, :] / q_sum[:, :, None])
+            blocks = (
+                torch.diag_embed(r)
+                - ra[:, :, None] * ra[:, None, :] / alpha[:, :, None]
+                - q[:, :, None] * q[:, None, :] / q_sum[:, :, None]
+            )
             blocks = blocks * self.weights[:, None, None]
             index = self.lines[:, :, None] * n_classes + self.lines[:, None, :]
             out = torch.zeros(n_classes * n_classes, dtype=r.dtype, device=r.device)
@@ -768,10 +815,12 @@ class _Restricted:
             return out.view(n_classes, n_classes)
         out = torch.diag(self.class_sum(r))
         for coef, vectors in ((alpha, ra), (q_sum, q)):
-            dense = torch.zeros(self.lines.shape[0], n_classes, dtype=r.dtype,
-                                device=r.device)
-            dense.scatter_add_(1, self.lines,
-                               vectors * (self.weights[:, None] / coef).sqrt())
+            dense = torch.zeros(
+                self.lines.shape[0], n_classes, dtype=r.dtype, device=r.device
+            )
+            dense.scatter_add_(
+                1, self.lines, vectors * (self.weights[:, None] / coef).sqrt()
+            )
             out -= dense.T @ dense
         return out
 
@@ -780,8 +829,11 @@ class _Restricted:
         r, ra, alpha, q, q_sum = pieces
 
         def apply(c):
-            return (r * c - ra * (ra * c).sum(dim=1, keepdim=True) / alpha
-                    - q * (q * c).sum(dim=1, keepdim=True) / q_sum)
+            return (
+                r * c
+                - ra * (ra * c).sum(dim=1, keepdim=True) / alpha
+                - q * (q * c).sum(dim=1, keepdim=True) / q_sum
+            )
 
         fair = self.problem.fair
         gamma = torch.zeros(self.n_classes, dtype=g.dtype, device=g.device)
@@ -846,8 +898,9 @@ def _interior_point(restricted, y, tol, max_iter):
         # predictor: affine scaling, τ = 0
         dy_aff = restricted.direction(grad, pieces, cholesky)
         dz_aff = torch.where(valid, -z - z / safe_y * dy_aff, 0.0)
-        mu_aff = mean_product(y + _largest_step(y, dy_aff) * dy_aff,
-                              z + _largest_step(z, dz_aff) * dz_aff)
+        mu_aff = mean_product(
+            y + _largest_step(y, dy_aff) * dy_aff, z + _largest_step(z, dz_aff) * dz_aff
+        )
         target = (mu_aff / mu) ** 3 * mu
         target = min(max(target, _CENTERING_FLOOR * largest / width), mu)
         # corrector: τ = target, with the second-order term of the predictor

@@ -125,9 +125,11 @@ def _collision_gap(coef, total, closeness, positive, has_root):
     monotonically from the left. Rows without a root (σ = 0 on P) get g = 0.
     """
     free = 1.0 - closeness
-    start = torch.where(positive & (free > 0),
-                        (coef - closeness * (1.0 + total)) / free.clamp_min(1e-300),
-                        -math.inf)
+    start = torch.where(
+        positive & (free > 0),
+        (coef - closeness * (1.0 + total)) / free.clamp_min(1e-300),
+        -math.inf,
+    )
     gap = start.amax(dim=1, keepdim=True).clamp_min(0.0)
     for _ in range(_ROOT_MAX_ITER):
         denom = gap * free + closeness * (1.0 + total)
@@ -166,17 +168,18 @@ def collision_ce_m_step(probs, coef):
     sigma_max = sigma_p.amax(dim=1, keepdim=True)
     has_root = sigma_max > 0
     # c_k = 1 − σ_k/σ_max on P; 1 (a constant denominator 1 + A) without a root
-    closeness = torch.where(has_root & positive,
-                            1.0 - sigma_p / torch.where(has_root, sigma_max, 1.0),
-                            1.0)
+    closeness = torch.where(
+        has_root & positive, 1.0 - sigma_p / torch.where(has_root, sigma_max, 1.0), 1.0
+    )
     gap = _collision_gap(coef, total, closeness, positive, has_root)
     sigma_free = torch.where(positive, -1.0, probs)
     sigma_c, c = sigma_free.max(dim=1, keepdim=True)
     has_free = ~positive.all(dim=1, keepdim=True)
     # x_c = σ_c / (1 + A) as a gap: (1 + A)(1 − σ_max / σ_c)
     safe_c = torch.where(sigma_c > 0, sigma_c, 1.0)
-    gap_c = torch.where(has_free & (sigma_c > 0),
-                        (1.0 + total) * (1.0 - sigma_max / safe_c), -math.inf)
+    gap_c = torch.where(
+        has_free & (sigma_c > 0), (1.0 + total) * (1.0 - sigma_max / safe_c), -math.inf
+    )
     gap = torch.maximum(gap, gap_c)
     denom = gap * (1.0 - closeness) + closeness * (1.0 + total)
     y = torch.where(positive, coef / denom, 0.0)

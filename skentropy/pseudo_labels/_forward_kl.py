@@ -53,8 +53,15 @@ _ARMIJO = 1e-4
 _MIN_STEP = 2.0**-30
 
 
-def forward_kl_labels(log_probs, *, prior=None, fairness_weight=1.0,
-                      sample_weight=None, tol=1e-6, max_iter=200):
+def forward_kl_labels(
+    log_probs,
+    *,
+    prior=None,
+    fairness_weight=1.0,
+    sample_weight=None,
+    tol=1e-6,
+    max_iter=200,
+):
     """Pseudo-labels minimizing mean H(y, σ) + λ KL(ȳ‖u) (MI-ADM, eq. 6).
 
     Solves the convex y-subproblem of the self-labeling loss of Jabi et al.
@@ -106,8 +113,9 @@ def forward_kl_labels(log_probs, *, prior=None, fairness_weight=1.0,
     dtype, device = log_probs.dtype, log_probs.device
     costs = -log_probs.detach().to(torch.float64)
     n_samples, n_classes = costs.shape
-    weights, prior = _weights_and_prior(sample_weight, prior, n_samples, n_classes,
-                                        device)
+    weights, prior = _weights_and_prior(
+        sample_weight, prior, n_samples, n_classes, device
+    )
     fairness_weight = float(fairness_weight)
     if n_classes == 1:
         return torch.ones_like(log_probs), 0, True
@@ -116,8 +124,9 @@ def forward_kl_labels(log_probs, *, prior=None, fairness_weight=1.0,
         return labels.to(dtype), 0, True
     # classes that no row of positive weight can take keep ȳ_k = 0
     feasible = torch.isfinite(costs[weights > 0]).any(dim=0)
-    problem = _SmoothedDual(costs[:, feasible], weights, prior[feasible],
-                            fairness_weight)
+    problem = _SmoothedDual(
+        costs[:, feasible], weights, prior[feasible], fairness_weight
+    )
     beta = torch.zeros_like(problem.prior)
     temperature = _FIRST_TEMPERATURE
     last_temperature = _LAST_TEMPERATURE_SHARE * tol
@@ -127,54 +136,68 @@ def forward_kl_labels(log_probs, *, prior=None, fairness_weight=1.0,
         n_iter += n_stage
         y = torch.zeros_like(costs)
         y[:, feasible] = problem.labels(beta, temperature)
-        converged = forward_kl_kkt_residual(
-            y, log_probs.detach().to(torch.float64), prior=prior,
-            fairness_weight=fairness_weight, sample_weight=weights) <= tol
+        converged = (
+            forward_kl_kkt_residual(
+                y,
+                log_probs.detach().to(torch.float64),
+                prior=prior,
+                fairness_weight=fairness_weight,
+                sample_weight=weights,
+            )
+            <= tol
+        )
         if converged or n_iter >= max_iter or temperature <= last_temperature:
             break
         temperature = max(_TEMPERATURE_FACTOR * temperature, last_temperature)
     return y.to(dtype), n_iter, bool(converged)
 
 
-def forward_kl_objective(labels, log_probs, *, prior=None, fairness_weight=1.0,
-                         sample_weight=None):
+def forward_kl_objective(
+    labels, log_probs, *, prior=None, fairness_weight=1.0, sample_weight=None
+):
     """E(y) = Σ_i w_i H(y_i, σ_i) + λ KL(ȳ‖u), the objective of eq. 6 (float)."""
     costs = -log_probs.to(torch.float64)
     labels = labels.to(torch.float64)
-    weights, prior = _weights_and_prior(sample_weight, prior, *costs.shape,
-                                        costs.device)
+    weights, prior = _weights_and_prior(
+        sample_weight, prior, *costs.shape, costs.device
+    )
     cross_entropy = weights @ torch.where(labels > 0, labels * costs, 0.0).sum(dim=1)
     y_bar = weights @ labels
     kl = torch.where(y_bar > 0, y_bar * torch.log(y_bar / prior), 0.0).sum()
     return float(cross_entropy + fairness_weight * kl)
 
 
-def forward_kl_kkt_residual(labels, log_probs, *, prior=None, fairness_weight=1.0,
-                            sample_weight=None):
+def forward_kl_kkt_residual(
+    labels, log_probs, *, prior=None, fairness_weight=1.0, sample_weight=None
+):
     """Relative KKT residual of y for E, with G_ik = c_ik + λ(ln(ȳ_k/u_k) + 1)."""
     costs = -log_probs.to(torch.float64)
     labels = labels.to(torch.float64)
-    weights, prior = _weights_and_prior(sample_weight, prior, *costs.shape,
-                                        costs.device)
+    weights, prior = _weights_and_prior(
+        sample_weight, prior, *costs.shape, costs.device
+    )
     y_bar = weights @ labels
     log_ratio = torch.where(y_bar > 0, torch.log(y_bar / prior), -math.inf)
     # a class that no row can take: c_ik = +inf, and ȳ_k = 0 is optimal
-    gradient = torch.where(torch.isfinite(costs),
-                           costs + fairness_weight * (log_ratio + 1.0), math.inf)
+    gradient = torch.where(
+        torch.isfinite(costs), costs + fairness_weight * (log_ratio + 1.0), math.inf
+    )
     return relative_kkt_residual(labels, gradient, weights)
 
 
 def _weights_and_prior(sample_weight, prior, n_samples, n_classes, device):
     """Row weights summing to one and the prior, in float64."""
     if sample_weight is None:
-        weights = torch.full((n_samples,), 1.0 / n_samples, dtype=torch.float64,
-                             device=device)
+        weights = torch.full(
+            (n_samples,), 1.0 / n_samples, dtype=torch.float64, device=device
+        )
     else:
         weights = torch.as_tensor(sample_weight, dtype=torch.float64, device=device)
         weights = weights / weights.sum()
     if prior is None:
-        prior = torch.full((n_classes,), 1.0 / n_classes, dtype=torch.float64,
-                           device=device)
+        prior = torch.full(
+            (n_classes,), 1.0 / n_classes, dtype=torch.float64, device=device
+        )
     else:
         prior = torch.as_tensor(prior, dtype=torch.float64, device=device)
     return weights, prior
@@ -201,10 +224,12 @@ class _SmoothedDual:
 
     def value(self, beta, temperature):
         soft_min = -temperature * torch.logsumexp(
-            -(self.costs + beta) / temperature, dim=1)
+            -(self.costs + beta) / temperature, dim=1
+        )
         rows = torch.where(self.counted, self.weights * soft_min, 0.0).sum()
         fairness = self.fairness_weight * torch.logsumexp(
-            self.log_prior + beta / self.fairness_weight, dim=0)
+            self.log_prior + beta / self.fairness_weight, dim=0
+        )
         return float(rows - fairness)
 
     def maximize(self, beta, temperature, max_iter):

@@ -5,6 +5,7 @@ problems of the self-labeling estimators (see the package's docstring for the
 problems and the methods); :func:`reverse_ce_objective`,
 :func:`collision_ce_objective` and :func:`kkt_residual` evaluate a point.
 """
+
 import math
 import warnings
 
@@ -268,8 +269,9 @@ def collision_ce_labels(
     )
 
 
-def reverse_ce_objective(probs, labels, *, prior=None, fairness_weight=100.0,
-                         sample_weight=None):
+def reverse_ce_objective(
+    probs, labels, *, prior=None, fairness_weight=100.0, sample_weight=None
+):
     """E(y) = −(1/N) Σ_ik σ_ik ln y_ik − λ Σ_k u_k ln ȳ_k (entropy eq. 14).
 
     The objective that :func:`reverse_ce_labels` minimizes.
@@ -300,13 +302,15 @@ def reverse_ce_objective(probs, labels, *, prior=None, fairness_weight=100.0,
     >>> round(reverse_ce_objective(probs, probs, fairness_weight=0.0), 4)  # ln 2
     0.6931
     """
-    problem = _Problem.from_input(probs, labels, prior, fairness_weight,
-                                  sample_weight, check=True)
+    problem = _Problem.from_input(
+        probs, labels, prior, fairness_weight, sample_weight, check=True
+    )
     return float(problem.objective("reverse", problem.init))
 
 
-def collision_ce_objective(probs, labels, *, prior=None, fairness_weight=100.0,
-                           sample_weight=None):
+def collision_ce_objective(
+    probs, labels, *, prior=None, fairness_weight=100.0, sample_weight=None
+):
     """E₂(y) = −(1/N) Σ_i ln σ_i·y_i − λ Σ_k u_k ln ȳ_k (collision eq. 12).
 
     The objective that :func:`collision_ce_labels` minimizes.
@@ -337,13 +341,21 @@ def collision_ce_objective(probs, labels, *, prior=None, fairness_weight=100.0,
     >>> round(collision_ce_objective(probs, probs, fairness_weight=0.0), 4)  # ln 2
     0.6931
     """
-    problem = _Problem.from_input(probs, labels, prior, fairness_weight,
-                                  sample_weight, check=True)
+    problem = _Problem.from_input(
+        probs, labels, prior, fairness_weight, sample_weight, check=True
+    )
     return float(problem.objective("collision", problem.init))
 
 
-def kkt_residual(probs, labels, *, loss="reverse", prior=None,
-                 fairness_weight=100.0, sample_weight=None):
+def kkt_residual(
+    probs,
+    labels,
+    *,
+    loss="reverse",
+    prior=None,
+    fairness_weight=100.0,
+    sample_weight=None,
+):
     """Relative KKT residual of pseudo-labels y, the solvers' stopping rule.
 
     With the gradient scaled per row to O(1), G_ik = N ∂E/∂y_ik
@@ -385,8 +397,9 @@ def kkt_residual(probs, labels, *, loss="reverse", prior=None,
     """
     if loss not in ("reverse", "collision"):
         raise ValueError(f"loss must be 'reverse' or 'collision', got {loss!r}.")
-    problem = _Problem.from_input(probs, labels, prior, fairness_weight,
-                                  sample_weight, check=True)
+    problem = _Problem.from_input(
+        probs, labels, prior, fairness_weight, sample_weight, check=True
+    )
     return problem.kkt_residual(loss, problem.init)
 
 
@@ -410,16 +423,18 @@ class _Problem:
         n_samples, n_classes = probs64.shape
         probs64 = probs64 / probs64.sum(dim=1, keepdim=True)
         if prior is None:
-            prior64 = torch.full((n_classes,), 1.0 / n_classes, dtype=torch.float64,
-                                 device=device)
+            prior64 = torch.full(
+                (n_classes,), 1.0 / n_classes, dtype=torch.float64, device=device
+            )
         else:
             if check:
                 check_prior(prior, n_classes, positive=False)
             prior64 = torch.as_tensor(prior, device=device).to(torch.float64)
             prior64 = prior64 / prior64.sum()
         if sample_weight is None:
-            weights = torch.full((n_samples,), 1.0 / n_samples, dtype=torch.float64,
-                                 device=device)
+            weights = torch.full(
+                (n_samples,), 1.0 / n_samples, dtype=torch.float64, device=device
+            )
         else:
             weights = torch.as_tensor(sample_weight, device=device).to(torch.float64)
             if check:
@@ -442,20 +457,23 @@ class _Problem:
         m_step = reverse_ce_m_step if loss == "reverse" else collision_ce_m_step
 
         def em_step(y):
-            coef = fairness_coefficients(y, self.weights, self.prior,
-                                         self.fairness_weight)
+            coef = fairness_coefficients(
+                y, self.weights, self.prior, self.fairness_weight
+            )
             return m_step(self.probs, coef)
 
         return em_step
 
     def objective(self, loss, y):
-        return objective(loss, self.probs, y, self.weights,
-                         self.fairness_weight * self.prior)
+        return objective(
+            loss, self.probs, y, self.weights, self.fairness_weight * self.prior
+        )
 
     def scaled_gradient(self, loss, y):
         """G_ik = N ∂E/∂y_ik, μ_i = Σ_k y_ik G_ik and max(1, |μ_i|)."""
-        grad = scaled_gradient(loss, self.probs, y, self.weights,
-                               self.fairness_weight * self.prior)
+        grad = scaled_gradient(
+            loss, self.probs, y, self.weights, self.fairness_weight * self.prior
+        )
         mu = torch.where(y > 0, y * grad, 0.0).sum(dim=1, keepdim=True)
         return grad, mu, mu.abs().clamp_min(1.0)
 
@@ -491,28 +509,47 @@ class _Problem:
 
     def kkt_residual(self, loss, y):
         """The relative KKT residual of :func:`kkt_residual` (a float)."""
-        grad = scaled_gradient(loss, self.probs, y, self.weights,
-                               self.fairness_weight * self.prior)
+        grad = scaled_gradient(
+            loss, self.probs, y, self.weights, self.fairness_weight * self.prior
+        )
         return relative_kkt_residual(y, grad, self.weights)
 
 
-def _solve(loss, probs, *, prior, fairness_weight, tol, max_iter, init,
-           sample_weight, method, check_input, return_n_iter):
+def _solve(
+    loss,
+    probs,
+    *,
+    prior,
+    fairness_weight,
+    tol,
+    max_iter,
+    init,
+    sample_weight,
+    method,
+    check_input,
+    return_n_iter,
+):
     if check_input:
         tol, max_iter = _check_stopping(tol, max_iter)
         if method not in ("auto", "em"):
             raise ValueError(f"method must be 'auto' or 'em', got {method!r}.")
-    problem = _Problem.from_input(probs, init, prior, fairness_weight,
-                                  sample_weight, check=check_input)
+    problem = _Problem.from_input(
+        probs, init, prior, fairness_weight, sample_weight, check=check_input
+    )
     converged = False
     if method == "em":
         y, n_iter, converged = _em_method(problem, loss, tol, max_iter)
     elif loss == "reverse":
         y, n_iter = _solve_reverse(problem, tol, max_iter)
     else:
-        y, n_iter, _ = solve_collision_dual(problem.probs, problem.weights,
-                                            problem.prior, problem.fairness_weight,
-                                            tol, max_iter)
+        y, n_iter, _ = solve_collision_dual(
+            problem.probs,
+            problem.weights,
+            problem.prior,
+            problem.fairness_weight,
+            tol,
+            max_iter,
+        )
     residual = 0.0 if converged else problem.kkt_residual(loss, y)
     if residual > tol:
         warnings.warn(
@@ -537,8 +574,14 @@ def _em_method(problem, loss, tol, max_iter):
     y, n_iter = problem.warm_start(), 0
     if loss == "reverse":
         y, n_iter, converged = reverse_ce_em(
-            problem.probs, problem.weights, problem.prior, problem.fairness_weight,
-            y, tol, min(max_iter, _PLAIN_EM_ITER))
+            problem.probs,
+            problem.weights,
+            problem.prior,
+            problem.fairness_weight,
+            y,
+            tol,
+            min(max_iter, _PLAIN_EM_ITER),
+        )
         if converged or n_iter >= max_iter:
             return y, n_iter, converged
     y, more, converged = _run_em(problem, loss, tol, y, max_iter - n_iter)
@@ -580,13 +623,20 @@ def _solve_reverse(problem, tol, max_iter):
     polishes what it leaves. Returns (y, iterations of all stages).
     """
     loss = "reverse"
-    y, n_iter, converged = _run_em(problem, loss, tol, problem.warm_start(),
-                                   min(max_iter, _EM_FIRST_ITER))
+    y, n_iter, converged = _run_em(
+        problem, loss, tol, problem.warm_start(), min(max_iter, _EM_FIRST_ITER)
+    )
     if converged or n_iter >= max_iter:
         return y, n_iter
     y_dual, more, converged = solve_reverse_dual(
-        problem.probs, problem.weights, problem.prior, problem.fairness_weight,
-        tol, min(max_iter - n_iter, _DUAL_MAX_ITER), init=y)
+        problem.probs,
+        problem.weights,
+        problem.prior,
+        problem.fairness_weight,
+        tol,
+        min(max_iter - n_iter, _DUAL_MAX_ITER),
+        init=y,
+    )
     n_iter += more
     residual, dual_residual = problem.kkt_residual(loss, y), 0.0
     if not converged:
@@ -596,8 +646,15 @@ def _solve_reverse(problem, tol, max_iter):
     if converged or n_iter >= max_iter:
         return y, n_iter
     y_newton, more, newton_residual = newton_fallback(
-        problem.probs, problem.weights, problem.prior, problem.fairness_weight,
-        loss, tol, min(max_iter - n_iter, _FALLBACK_MAX_ITER), init=y)
+        problem.probs,
+        problem.weights,
+        problem.prior,
+        problem.fairness_weight,
+        loss,
+        tol,
+        min(max_iter - n_iter, _FALLBACK_MAX_ITER),
+        init=y,
+    )
     n_iter += more
     if newton_residual < residual:
         # rows of zero weight keep their labels (the fallback leaves them at
@@ -641,32 +698,45 @@ def _like(y, reference):
 
 def _check_probs(raw, probs, name="probs", shape=None):
     if probs.ndim != 2:
-        raise ValueError(f"{name} must be a 2-D array (n_samples, n_classes), got "
-                         f"{probs.ndim} dimension(s).")
+        raise ValueError(
+            f"{name} must be a 2-D array (n_samples, n_classes), got "
+            f"{probs.ndim} dimension(s)."
+        )
     if shape is not None and probs.shape != shape:
-        raise ValueError(f"{name} must have shape {tuple(shape)}, got "
-                         f"{tuple(probs.shape)}.")
+        raise ValueError(
+            f"{name} must have shape {tuple(shape)}, got {tuple(probs.shape)}."
+        )
     if probs.shape[0] < 1 or probs.shape[1] < 1:
-        raise ValueError(f"{name} must have at least one row and one column, got "
-                         f"shape {tuple(probs.shape)}.")
+        raise ValueError(
+            f"{name} must have at least one row and one column, got "
+            f"shape {tuple(probs.shape)}."
+        )
     if not bool(torch.isfinite(probs).all()):
         raise ValueError(f"{name} contains NaN or infinity.")
     if bool((probs < 0).any()):
-        raise ValueError(f"{name} contains negative entries; rows must lie on the "
-                         "probability simplex.")
-    single = (raw.dtype == torch.float32 if isinstance(raw, torch.Tensor)
-              else np.asarray(raw).dtype == np.float32)
+        raise ValueError(
+            f"{name} contains negative entries; rows must lie on the "
+            "probability simplex."
+        )
+    single = (
+        raw.dtype == torch.float32
+        if isinstance(raw, torch.Tensor)
+        else np.asarray(raw).dtype == np.float32
+    )
     atol = _SIMPLEX_ATOL[torch.float32 if single else torch.float64]
     gap = (probs.sum(dim=1) - 1.0).abs().max()
     if gap > atol:
-        raise ValueError(f"Rows of {name} must sum to one (probability simplex); "
-                         f"the largest deviation is {float(gap):.3g} > {atol:g}.")
+        raise ValueError(
+            f"Rows of {name} must sum to one (probability simplex); "
+            f"the largest deviation is {float(gap):.3g} > {atol:g}."
+        )
 
 
 def _check_sample_weight(weights, n_samples):
     if weights.shape != (n_samples,):
-        raise ValueError(f"sample_weight must have shape ({n_samples},), got "
-                         f"{tuple(weights.shape)}.")
+        raise ValueError(
+            f"sample_weight must have shape ({n_samples},), got {tuple(weights.shape)}."
+        )
     if not bool(torch.isfinite(weights).all()) or bool((weights < 0).any()):
         raise ValueError("sample_weight must be finite and non-negative.")
     if not bool(weights.sum() > 0):
@@ -677,11 +747,13 @@ def _check_fairness_weight(fairness_weight):
     try:
         value = float(fairness_weight)
     except (TypeError, ValueError):
-        raise ValueError(f"fairness_weight must be a real number, got "
-                         f"{fairness_weight!r}.") from None
+        raise ValueError(
+            f"fairness_weight must be a real number, got {fairness_weight!r}."
+        ) from None
     if not np.isfinite(value) or value < 0:
-        raise ValueError(f"fairness_weight must be finite and non-negative, got "
-                         f"{fairness_weight!r}.")
+        raise ValueError(
+            f"fairness_weight must be finite and non-negative, got {fairness_weight!r}."
+        )
     return value
 
 

@@ -46,8 +46,9 @@ _DUAL_SPREAD = 1e10
 _MAX_BACKTRACK = 60
 
 
-def newton_fallback(probs, weights, prior, fairness_weight, loss, tol=1e-6,
-                    max_iter=200, *, init=None):
+def newton_fallback(
+    probs, weights, prior, fairness_weight, loss, tol=1e-6, max_iter=200, *, init=None
+):
     """Pseudo-labels by Newton's method with the structured Hessian (fallback).
 
     Minimizes E(y) (reverse cross-entropy, entropy-clustering-kmeans-svm
@@ -156,8 +157,7 @@ def newton_fallback(probs, weights, prior, fairness_weight, loss, tol=1e-6,
         else:
             rank_one = w.sqrt()[:, None] * sigma / (sigma * y).sum(dim=1, keepdim=True)
         gradient = w[:, None] * (row_gradient - tau / y)
-        step = _newton_direction(_RowBlocks(diagonal, rank_one), gradient, w,
-                                 curvature)
+        step = _newton_direction(_RowBlocks(diagonal, rank_one), gradient, w, curvature)
         dual_step = tau / y - dual - dual / y * step
         to_boundary = max(_TO_BOUNDARY, 1.0 - tau)
         alpha = _to_boundary(y, step, to_boundary)
@@ -174,8 +174,9 @@ def newton_fallback(probs, weights, prior, fairness_weight, loss, tol=1e-6,
         y = y + alpha * step
         y = y / y.sum(dim=1, keepdim=True)
         # keep the primal-dual Hessian Z/Y within a factor of the primal τ/Y²
-        dual = (dual + alpha_dual * dual_step).clamp(tau / (_DUAL_SPREAD * y),
-                                                     _DUAL_SPREAD * tau / y)
+        dual = (dual + alpha_dual * dual_step).clamp(
+            tau / (_DUAL_SPREAD * y), _DUAL_SPREAD * tau / y
+        )
     y_all = y_all.clone()
     y_all[rows] = y
     return y_all, n_iter, residual

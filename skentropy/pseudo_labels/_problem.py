@@ -40,8 +40,9 @@ def fairness_gradient(y_bar, scaled_prior):
     where ȳ_k = 0 < λu_k (the objective is infinite there).
     """
     safe = torch.where(y_bar > 0, y_bar, 1.0)
-    return torch.where(scaled_prior > 0,
-                       torch.where(y_bar > 0, scaled_prior / safe, math.inf), 0.0)
+    return torch.where(
+        scaled_prior > 0, torch.where(y_bar > 0, scaled_prior / safe, math.inf), 0.0
+    )
 
 
 def scaled_gradient(loss, probs, y, weights, scaled_prior):

@@ -53,8 +53,9 @@ _ARMIJO = 1e-4
 _MIN_STEP = 2.0**-20
 
 
-def solve_reverse_dual(probs, weights, prior, fairness_weight, tol=1e-6,
-                       max_iter=50, init=None):
+def solve_reverse_dual(
+    probs, weights, prior, fairness_weight, tol=1e-6, max_iter=50, init=None
+):
     """Exact pseudo-labels of the reverse cross-entropy with fairness.
 
     Minimizes E(y) = Σ_i w_i (−Σ_k σ_ik ln y_ik) − λ Σ_k u_k ln ȳ_k over y with
@@ -195,8 +196,10 @@ class _ReverseDual:
         else:
             y_bar = 0.5 * (self.weights @ self.probs + self.prior)
             log_lambda = math.log(self.fairness_weight)
-            starts = (torch.full_like(self.target[fair], log_lambda),
-                      torch.log(self.target[fair] / y_bar[fair]))
+            starts = (
+                torch.full_like(self.target[fair], log_lambda),
+                torch.log(self.target[fair] / y_bar[fair]),
+            )
         best = None
         for theta in starts:
             rows = self.solve_rows(self.beta(theta))
@@ -221,8 +224,9 @@ class _ReverseDual:
         sigma, positive = self.probs, self.positive
         anchor = torch.where(positive, beta, -math.inf).amax(dim=1, keepdim=True)
         distance = torch.where(positive, anchor - beta, 1.0)  # a_i − β_k ≥ 0
-        offset = torch.where(positive, sigma - distance, -math.inf).amax(dim=1,
-                                                                         keepdim=True)
+        offset = torch.where(positive, sigma - distance, -math.inf).amax(
+            dim=1, keepdim=True
+        )
         for _ in range(_ROOT_MAX_ITER):
             gap = distance + offset
             terms = torch.where(positive, sigma / gap, 0.0)
@@ -250,8 +254,11 @@ class _ReverseDual:
         y = self._positive_labels(rows)
         if self.has_zeros:
             rest = (1.0 - y.sum(dim=1)).clamp_min(0.0)
-            y = y.scatter_add(1, rows.zero_class[:, None],
-                              torch.where(rows.active, rest, 0.0)[:, None])
+            y = y.scatter_add(
+                1,
+                rows.zero_class[:, None],
+                torch.where(rows.active, rest, 0.0)[:, None],
+            )
         return y / y.sum(dim=1, keepdim=True)
 
     def dual_value(self, theta, rows):
@@ -270,8 +277,9 @@ class _ReverseDual:
         Σ_k d_ik (e_k − e_m)(e_k − e_m)ᵀ, the limit of the former as d_im → ∞.
         """
         y = self._positive_labels(rows)
-        d = torch.where(self.positive, y * y / torch.where(self.positive,
-                                                            self.probs, 1.0), 0.0)
+        d = torch.where(
+            self.positive, y * y / torch.where(self.positive, self.probs, 1.0), 0.0
+        )
         s = d.sum(dim=1)
         weighted = self.weights[:, None] * d
         smooth = ~rows.active
@@ -292,4 +300,3 @@ class _ReverseDual:
         """The relative KKT residual of ``pseudo_labels.kkt_residual``."""
         grad = scaled_gradient("reverse", self.probs, y, self.weights, self.target)
         return relative_kkt_residual(y, grad, self.weights)
-

@@ -36,8 +36,9 @@ __all__ = ["balanced_rounding", "log_sinkhorn", "sinkhorn_labels"]
 _POWER_FACTOR = 4.0
 
 
-def log_sinkhorn(log_kernel, log_row_sums, log_column_sums, *, tol=1e-3,
-                 max_iter=1000, init=None):
+def log_sinkhorn(
+    log_kernel, log_row_sums, log_column_sums, *, tol=1e-3, max_iter=1000, init=None
+):
     """Scalings of an entropic transport plan, by Sinkhorn-Knopp in log space.
 
     Finds f (N,) and g (K,) such that the plan
@@ -95,8 +96,9 @@ def log_sinkhorn(log_kernel, log_row_sums, log_column_sums, *, tol=1e-3,
     return f, g, max_iter, False
 
 
-def sinkhorn_labels(log_probs, *, prior=None, sample_weight=None, power=25.0,
-                    tol=1e-3, max_iter=1000):
+def sinkhorn_labels(
+    log_probs, *, prior=None, sample_weight=None, power=25.0, tol=1e-3, max_iter=1000
+):
     """Hard pseudo-labels of SeLa: balanced assignments by optimal transport.
 
     Approximately solves the integer program of entropy-clustering-kmeans-svm
@@ -171,8 +173,12 @@ def sinkhorn_labels(log_probs, *, prior=None, sample_weight=None, power=25.0,
     for stage_power in powers:
         init = None if g is None else g * (stage_power / last_power)
         _, g, n_stage, _ = log_sinkhorn(
-            stage_power * log_cost, log_rows, log_columns, tol=tol,
-            max_iter=max(max_iter - n_iter, 1), init=init,
+            stage_power * log_cost,
+            log_rows,
+            log_columns,
+            tol=tol,
+            max_iter=max(max_iter - n_iter, 1),
+            init=init,
         )
         n_iter, last_power = n_iter + n_stage, stage_power
     # f_i is constant along row i: the order of row i's plan entries Q_ik is
