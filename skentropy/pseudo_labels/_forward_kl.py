@@ -193,6 +193,8 @@ def _weights_and_prior(sample_weight, prior, n_samples, n_classes, device):
         )
     else:
         weights = torch.as_tensor(sample_weight, dtype=torch.float64, device=device)
+        # w / max w first: weights of any finite size sum without overflow
+        weights = weights / weights.amax()
         weights = weights / weights.sum()
     if prior is None:
         prior = torch.full(

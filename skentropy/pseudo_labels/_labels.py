@@ -303,7 +303,13 @@ def reverse_ce_objective(
     0.6931
     """
     problem = _Problem.from_input(
-        probs, labels, prior, fairness_weight, sample_weight, check=True
+        probs,
+        labels,
+        prior,
+        fairness_weight,
+        sample_weight,
+        check=True,
+        init_name="labels",
     )
     return float(problem.objective("reverse", problem.init))
 
@@ -342,7 +348,13 @@ def collision_ce_objective(
     0.6931
     """
     problem = _Problem.from_input(
-        probs, labels, prior, fairness_weight, sample_weight, check=True
+        probs,
+        labels,
+        prior,
+        fairness_weight,
+        sample_weight,
+        check=True,
+        init_name="labels",
     )
     return float(problem.objective("collision", problem.init))
 
@@ -398,7 +410,13 @@ def kkt_residual(
     if loss not in ("reverse", "collision"):
         raise ValueError(f"loss must be 'reverse' or 'collision', got {loss!r}.")
     problem = _Problem.from_input(
-        probs, labels, prior, fairness_weight, sample_weight, check=True
+        probs,
+        labels,
+        prior,
+        fairness_weight,
+        sample_weight,
+        check=True,
+        init_name="labels",
     )
     return problem.kkt_residual(loss, problem.init)
 
@@ -414,8 +432,23 @@ class _Problem:
         self.weights = weights
 
     @classmethod
-    def from_input(cls, probs, init, prior, fairness_weight, sample_weight, check):
-        probs64 = torch.as_tensor(probs).to(torch.float64)
+    def from_input(
+        cls,
+        probs,
+        init,
+        prior,
+        fairness_weight,
+        sample_weight,
+        check,
+        init_name="init",
+    ):
+        """Validate (if ``check``) and convert the input of a public function.
+
+        ``init_name`` is the name under which the caller received ``init``
+        (``"labels"`` for the objective and KKT functions).
+        """
+        probs = _as_float(probs, "probs")
+        probs64 = probs.to(torch.float64)
         device = probs64.device
         if check:
             _check_probs(probs, probs64)
@@ -429,23 +462,16 @@ class _Problem:
         else:
             if check:
                 check_prior(prior, n_classes, positive=False)
-            prior64 = torch.as_tensor(prior, device=device).to(torch.float64)
+            prior64 = _as_float(prior, "prior", device).to(torch.float64)
             prior64 = prior64 / prior64.sum()
-        if sample_weight is None:
-            weights = torch.full(
-                (n_samples,), 1.0 / n_samples, dtype=torch.float64, device=device
-            )
-        else:
-            weights = torch.as_tensor(sample_weight, device=device).to(torch.float64)
-            if check:
-                _check_sample_weight(weights, n_samples)
-            weights = weights / weights.sum()
+        weights = _check_sample_weight(sample_weight, n_samples, device, check)
         if init is None:
             init64 = probs64
         else:
-            init64 = torch.as_tensor(init, device=device).to(torch.float64)
+            init = _as_float(init, init_name, device)
+            init64 = init.to(torch.float64)
             if check:
-                _check_probs(init, init64, name="init", shape=probs64.shape)
+                _check_probs(init, init64, name=init_name, shape=probs64.shape)
             init64 = init64 / init64.sum(dim=1, keepdim=True)
         return cls(probs64, init64, prior64, float(fairness_weight), weights)
 
@@ -670,7 +696,7 @@ def _solve_reverse(problem, tol, max_iter):
 
 
 def _like(y, reference):
-    """y in the type, dtype and device of ``reference``.
+    """y in the type, dtype and device of ``reference`` (float64 if not floating).
 
     In a narrower dtype, entries below its smallest normal number (y_ik ∝ σ_ik,
     so a tiny σ_ik gives a tiny y_ik) keep only a few bits, or none: they are
@@ -683,6 +709,7 @@ def _like(y, reference):
     """
     if isinstance(reference, torch.Tensor):
         dtype, device = reference.dtype, reference.device
+        dtype = dtype if dtype.is_floating_point else torch.float64
     else:
         dtype = np.asarray(reference).dtype
         dtype = dtype if np.issubdtype(dtype, np.floating) else np.float64
@@ -696,35 +723,60 @@ def _like(y, reference):
     return labels if isinstance(reference, torch.Tensor) else labels.numpy()
 
 
-def _check_probs(raw, probs, name="probs", shape=None):
-    if probs.ndim != 2:
+def _as_float(array, name, device=None):
+    """``array`` as a floating-point torch tensor, on ``device`` if given.
+
+    Tensors and NumPy arrays of a floating dtype keep it; lists, tuples and
+    arrays of other dtypes (integers, booleans) become float64 (``torch``
+    would make a list of Python floats float32).
+    """
+    if isinstance(array, torch.Tensor):
+        if not array.dtype.is_floating_point:
+            array = array.to(torch.float64)
+    else:
+        array = np.asarray(array)
+        if not np.issubdtype(array.dtype, np.floating):
+            try:
+                array = array.astype(np.float64)
+            except (TypeError, ValueError):
+                raise ValueError(
+                    f"{name} must be numeric, got an array of dtype {array.dtype}."
+                ) from None
+        # torch refuses negative strides (a reversed view, probs[::-1])
+        array = torch.as_tensor(np.ascontiguousarray(array))
+    return array if device is None else array.to(device)
+
+
+def _check_probs(probs, probs64, name="probs", shape=None):
+    """Check that ``probs64`` (``probs`` in float64) has rows on the simplex.
+
+    ``probs`` is the floating tensor of :func:`_as_float`, whose dtype sets
+    the tolerance of the row sums.
+    """
+    if probs64.ndim != 2:
         raise ValueError(
             f"{name} must be a 2-D array (n_samples, n_classes), got "
-            f"{probs.ndim} dimension(s)."
+            f"{probs64.ndim} dimension(s)."
         )
-    if shape is not None and probs.shape != shape:
+    if shape is not None and probs64.shape != shape:
         raise ValueError(
-            f"{name} must have shape {tuple(shape)}, got {tuple(probs.shape)}."
+            f"{name} must have shape {tuple(shape)}, got {tuple(probs64.shape)}."
         )
-    if probs.shape[0] < 1 or probs.shape[1] < 1:
+    if probs64.shape[0] < 1 or probs64.shape[1] < 1:
         raise ValueError(
             f"{name} must have at least one row and one column, got "
-            f"shape {tuple(probs.shape)}."
+            f"shape {tuple(probs64.shape)}."
         )
-    if not bool(torch.isfinite(probs).all()):
+    if not bool(torch.isfinite(probs64).all()):
         raise ValueError(f"{name} contains NaN or infinity.")
-    if bool((probs < 0).any()):
+    if bool((probs64 < 0).any()):
         raise ValueError(
             f"{name} contains negative entries; rows must lie on the "
             "probability simplex."
         )
-    single = (
-        raw.dtype == torch.float32
-        if isinstance(raw, torch.Tensor)
-        else np.asarray(raw).dtype == np.float32
-    )
+    single = probs.dtype == torch.float32
     atol = _SIMPLEX_ATOL[torch.float32 if single else torch.float64]
-    gap = (probs.sum(dim=1) - 1.0).abs().max()
+    gap = (probs64.sum(dim=1) - 1.0).abs().max()
     if gap > atol:
         raise ValueError(
             f"Rows of {name} must sum to one (probability simplex); "
@@ -732,15 +784,33 @@ def _check_probs(raw, probs, name="probs", shape=None):
         )
 
 
-def _check_sample_weight(weights, n_samples):
-    if weights.shape != (n_samples,):
-        raise ValueError(
-            f"sample_weight must have shape ({n_samples},), got {tuple(weights.shape)}."
+def _check_sample_weight(sample_weight, n_samples, device, check=True):
+    """Row weights w in float64 on ``device``, normalized to sum to one.
+
+    ``None`` gives every row weight 1/N. Otherwise the weights are divided by
+    their largest, then by their sum (at most N): weights of any finite
+    magnitude, 1e-300 or 1e308, normalize without underflow or overflow, and
+    equal weights give exactly the unweighted problem. With ``check`` they
+    must have shape (n_samples,), be finite and non-negative, and not all
+    zero.
+    """
+    if sample_weight is None:
+        return torch.full(
+            (n_samples,), 1.0 / n_samples, dtype=torch.float64, device=device
         )
-    if not bool(torch.isfinite(weights).all()) or bool((weights < 0).any()):
-        raise ValueError("sample_weight must be finite and non-negative.")
-    if not bool(weights.sum() > 0):
-        raise ValueError("sample_weight must have a positive sum.")
+    weights = _as_float(sample_weight, "sample_weight", device).to(torch.float64)
+    if check:
+        if weights.shape != (n_samples,):
+            raise ValueError(
+                f"sample_weight must have shape ({n_samples},), got "
+                f"{tuple(weights.shape)}."
+            )
+        if not bool(torch.isfinite(weights).all()) or bool((weights < 0).any()):
+            raise ValueError("sample_weight must be finite and non-negative.")
+        if not bool(weights.amax() > 0):
+            raise ValueError("sample_weight must have a positive sum.")
+    weights = weights / weights.amax()
+    return weights / weights.sum()
 
 
 def _check_fairness_weight(fairness_weight):

@@ -19,11 +19,13 @@ it runs on f = ln α and g = ln β with log-sum-exp, so that λ = 25 with
 nor underflow. Each row is then rounded to the cluster of its largest plan
 entry, as SeLa does, except where that would overfill a cluster: a greedy
 rounding (:func:`balanced_rounding`) makes every cluster's count exactly
-round(N u_k) (largest remainders), and with integer sample weights its weight
-round(W u_k), W the total weight, as if every row were repeated by its
-weight. Larger λ brings Q closer to the unregularized transport plan (and
-the rounding closer to the integer program), at the cost of more iterations,
-which warm starts from smaller λ (ε-scaling) keep in check.
+round(N u_k) (largest remainders), and with integer sample weights (a total
+W of at most 2⁵³) its weight round(W u_k), as if every row were repeated by
+its weight. Weights are divided by their largest first, so that weights of
+any finite magnitude neither overflow nor underflow. Larger λ brings Q closer
+to the unregularized transport plan (and the rounding closer to the integer
+program), at the cost of more iterations, which warm starts from smaller λ
+(ε-scaling) keep in check.
 """
 
 import math
@@ -34,6 +36,9 @@ __all__ = ["balanced_rounding", "log_sinkhorn", "sinkhorn_labels"]
 
 # Factor between the exponents λ of the warm-started stages of sinkhorn_labels.
 _POWER_FACTOR = 4.0
+# Largest total of integer weights that counts as repeated rows: float64
+# integers are exact up to 2⁵³.
+_LARGEST_EXACT_INTEGER = 2.0**53
 
 
 def log_sinkhorn(
@@ -123,8 +128,10 @@ def sinkhorn_labels(
         Target proportions u, positive and summing to one; ``None`` is uniform.
     sample_weight : torch.Tensor of shape (n_samples,), default=None
         Non-negative row weights, not all zero: the rows' shares of the
-        transport, and what the rounding balances. Integer weights count as
-        repeated rows. ``None`` gives every row weight one.
+        transport, and what the rounding balances. Integer weights (of total
+        at most 2⁵³) count as repeated rows; other weights are divided by
+        their largest, so equal weights of any magnitude give the unweighted
+        labels. ``None`` gives every row weight one.
     power : float, default=25.0
         The exponent λ of σ^λ, the inverse weight of the entropy of Q (SeLa
         uses 25).
@@ -159,7 +166,9 @@ def sinkhorn_labels(
     if sample_weight is None:
         sample_weight = torch.ones(n_samples, **like)
     sample_weight = torch.as_tensor(sample_weight, **like)
-    log_rows = torch.log(sample_weight / sample_weight.sum())
+    # w / max w first: the sum of weights of any finite size stays finite
+    relative_weight = sample_weight / sample_weight.amax()
+    log_rows = torch.log(relative_weight / relative_weight.sum())
     if prior is None:
         log_columns = torch.full((n_classes,), -math.log(n_classes), **like)
     else:
@@ -187,16 +196,33 @@ def sinkhorn_labels(
     scores = power * log_cost + g
     labels = scores.argmax(dim=1)
     weighted = sample_weight > 0
-    weights = sample_weight[weighted]
-    columns = torch.exp(log_columns)
-    total = float(weights.sum())
-    if bool((weights == torch.round(weights)).all()):
-        # integer weights count as repeated rows: integer capacities
-        capacities = _capacities(columns, round(total))
-    else:
-        capacities = columns * total
+    weights, capacities = _rounding_targets(
+        sample_weight[weighted], relative_weight[weighted], torch.exp(log_columns)
+    )
     labels[weighted] = balanced_rounding(scores[weighted], capacities, weights)
     return labels
+
+
+def _rounding_targets(weights, relative_weights, proportions):
+    """The weights that :func:`balanced_rounding` balances, and the capacities.
+
+    Integer weights whose total W is an exact float64 integer (at most 2⁵³)
+    count as repeated rows: they are kept, with integer capacities round(W u_k).
+    Other weights, and integer weights too large to count (1e19 each), are
+    divided by their largest (``relative_weights``), so that the totals stay
+    finite whatever the magnitude and equal weights become ones, the
+    unweighted rounding.
+    """
+    if not _is_integer(weights) or float(weights.sum()) > _LARGEST_EXACT_INTEGER:
+        weights = relative_weights
+    total = float(weights.sum())
+    if _is_integer(weights):
+        return weights, _capacities(proportions, round(total))
+    return weights, proportions * total
+
+
+def _is_integer(weights):
+    return bool((weights == torch.round(weights)).all())
 
 
 def _capacities(proportions, total):
