@@ -59,11 +59,10 @@ from sklearn.model_selection import GridSearchCV, RepeatedKFold
 from sklearn.preprocessing import StandardScaler, normalize
 
 import skentropy
-from skentropy.metrics import clustering_accuracy
+from skentropy.metrics import clustering_accuracy, stability_score
 from skentropy.model_selection import (  # the scorer's clone, for --compare
     _reseeded_clone,
     select_n_clusters,
-    stability_score,
     unsupervised_scorer,
 )
 

@@ -43,11 +43,13 @@ losses
 pseudo_labels
     Solvers for the soft pseudo-labels of the self-labeling losses.
 metrics
-    Hungarian clustering accuracy and its scorer.
+    Hungarian clustering accuracy and its scorer; the stability score of two
+    clusterings.
 model_selection
     Label-free choice of the number of clusters and of parameters (stability).
 plotting
-    Soft decision regions of 2-D clusterings (needs matplotlib).
+    Soft decision regions of 2-D clusterings and the stability scores of the
+    choice of K (needs matplotlib).
 """
 
 from skentropy import (

@@ -1,4 +1,4 @@
-"""Metrics for comparing a clustering with ground-truth classes.
+"""Metrics for comparing a clustering with ground-truth classes or with another.
 
 Clusterers only recover labels up to a permutation, so plain accuracy is
 meaningless. :func:`clustering_accuracy` matches clusters to classes one-to-one
@@ -11,6 +11,10 @@ calls the estimator's ``predict`` on the evaluation data and compares the result
 with the labels passed to ``fit``. Scikit-learn's permutation-invariant scores
 work the same way by name (``scoring="adjusted_rand_score"``,
 ``"normalized_mutual_info_score"``, ...).
+
+:func:`stability_score` compares two clusterings of the same samples, adjusted
+for chance: the agreement that the label-free model selection of
+:mod:`skentropy.model_selection` measures.
 
 Examples
 --------
@@ -34,8 +38,9 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 from sklearn.metrics import make_scorer
 from sklearn.metrics.cluster import contingency_matrix
+from sklearn.utils import check_random_state
 
-__all__ = ["clustering_accuracy", "clustering_accuracy_scorer"]
+__all__ = ["clustering_accuracy", "clustering_accuracy_scorer", "stability_score"]
 
 
 def _check_labels(labels_true, labels_pred, names=("labels_true", "labels_pred")):
@@ -125,3 +130,164 @@ def clustering_accuracy(labels_true, labels_pred):
 #: Scorer for :func:`clustering_accuracy`: calls the estimator's ``predict``
 #: and compares with the labels passed to ``fit``; use it as ``scoring=``.
 clustering_accuracy_scorer = make_scorer(clustering_accuracy)
+
+
+def _check_no_nan(labels, name):
+    """Raise if ``labels`` holds NaN, which would make each one its own cluster."""
+    if labels.dtype.kind in "fc" or labels.dtype == object:
+        if np.any(np.asarray(labels != labels, dtype=bool)):  # NaN ≠ NaN
+            raise ValueError(
+                f"{name} contains NaN; every sample needs a cluster label."
+            )
+
+
+def _matched_jaccard(contingency):
+    """Mean over the K requested clusters of the Jaccard index of matched pairs.
+
+    ``contingency`` is K × K. Clusters are matched one to one (Hungarian) so
+    that the sum of |A ∩ B| / |A ∪ B| is largest; a cluster that is empty in
+    either labeling contributes 0.
+    """
+    sizes_a = contingency.sum(axis=1, keepdims=True)
+    sizes_b = contingency.sum(axis=0, keepdims=True)
+    union = sizes_a + sizes_b - contingency
+    jaccard = np.divide(
+        contingency, union, out=np.zeros(contingency.shape), where=union > 0
+    )
+    rows, cols = linear_sum_assignment(jaccard, maximize=True)
+    return jaccard[rows, cols].sum() / contingency.shape[0]
+
+
+def _contingency(codes_a, codes_b, n_clusters):
+    counts = np.bincount(codes_a * n_clusters + codes_b, minlength=n_clusters**2)
+    return counts.reshape(n_clusters, n_clusters)
+
+
+def stability_score(
+    labels_a, labels_b, *, n_clusters=None, n_permutations=20, random_state=0
+):
+    """Agreement of two clusterings of the same samples, adjusted for chance.
+
+    The clusters of the two labelings are matched one to one (Hungarian
+    algorithm) so that the sum of their Jaccard indices (the size of A ∩ B
+    over that of A ∪ B, for matched clusters A and B) is largest, and that
+    sum is divided by ``n_clusters``: the raw score s is the mean, over the
+    requested clusters, of how well each one is found again. A requested
+    cluster that is empty in either labeling counts as 0, so clusterings
+    that leave clusters empty score lower. As in Lange et al. (2004), s is
+    then normalized by its value for random labelings, so that
+    scores of different numbers of clusters are comparable:
+
+        score = (s − s₀) / (1 − s₀),
+
+    where s₀ is the mean raw score after randomly permuting ``labels_b``
+    (``n_permutations`` times; the cluster sizes are kept).
+
+    Parameters
+    ----------
+    labels_a : array-like of shape (n_samples,)
+        Cluster labels of one clustering; any hashable values but NaN.
+
+    labels_b : array-like of shape (n_samples,)
+        Cluster labels of the other clustering of the same samples.
+
+    n_clusters : int, default=None
+        Number of clusters requested from both clusterings, at least the
+        number of distinct labels in each. ``None`` uses the larger of these
+        two numbers, so that empty clusters go unnoticed.
+
+    n_permutations : int, default=20
+        Number of random permutations of ``labels_b`` that estimate s₀.
+
+    random_state : int, RandomState instance or None, default=0
+        Seed of the permutations. The default makes the score a deterministic
+        function of the labels.
+
+    Returns
+    -------
+    score : float
+        At most 1.0: 1.0 when the labelings are equal up to a renaming of the
+        clusters and use all ``n_clusters`` clusters, about 0.0 for
+        independent labelings (negative values are chance fluctuations), and
+        exactly 0.0 when s₀ = 1 (both labelings put every sample in one
+        cluster and ``n_clusters`` is 1). Higher is better.
+
+    Raises
+    ------
+    ValueError
+        If the labelings are not 1-D, differ in length or are empty, if one
+        of them contains NaN, or if one of them has more distinct labels
+        than ``n_clusters``.
+
+    See Also
+    --------
+    skentropy.model_selection.unsupervised_scorer : The cross-validated
+        stability of an estimator, computed with this function.
+    sklearn.metrics.adjusted_rand_score : Pair-counting agreement adjusted
+        for chance; it does not see empty clusters.
+
+    Notes
+    -----
+    The match of the clusters of one labeling to those of the other is the
+    one-to-one map that Lange et al. (2004) minimize their disagreement over;
+    scoring each matched pair by its Jaccard index, as Hennig (2007) scores
+    the stability of each cluster, makes the score a mean over clusters
+    rather than over samples, so a small cluster that is not found again
+    weighs as much as a large one. Lange et al. normalize by uniformly random
+    labelings; the permutations used here keep the two labelings' cluster
+    sizes, as the adjusted Rand index does.
+
+    References
+    ----------
+    Lange, T., Roth, V., Braun, M. L. and Buhmann, J. M. (2004),
+    "Stability-based validation of clustering solutions", *Neural
+    Computation* 16(6), 1299–1323.
+
+    Hennig, C. (2007), "Cluster-wise assessment of cluster stability",
+    *Computational Statistics & Data Analysis* 52(1), 258–271.
+
+    Examples
+    --------
+    >>> from skentropy.metrics import stability_score
+    >>> stability_score([0, 0, 1, 1, 2, 2], [2, 2, 0, 0, 1, 1])
+    1.0
+
+    Five of a hundred samples move to the other cluster:
+
+    >>> labels = [0] * 50 + [1] * 50
+    >>> round(stability_score(labels, [0] * 45 + [1] * 55), 2)
+    0.85
+
+    The same labelings, but three clusters were requested and one is empty:
+
+    >>> round(stability_score(labels, [0] * 45 + [1] * 55, n_clusters=3), 2)
+    0.47
+    """
+    labels_a, labels_b = _check_labels(
+        labels_a, labels_b, names=("labels_a", "labels_b")
+    )
+    _check_no_nan(labels_a, "labels_a")
+    _check_no_nan(labels_b, "labels_b")
+    _, codes_a = np.unique(labels_a, return_inverse=True)
+    _, codes_b = np.unique(labels_b, return_inverse=True)
+    n_found = max(codes_a.max(), codes_b.max()) + 1
+    if n_clusters is None:
+        n_clusters = int(n_found)
+    elif n_clusters < n_found:
+        raise ValueError(
+            f"n_clusters={n_clusters} is smaller than the {n_found} distinct "
+            "labels of one of the labelings."
+        )
+    rng = check_random_state(random_state)
+    raw = _matched_jaccard(_contingency(codes_a, codes_b, n_clusters))
+    chance = np.mean(
+        [
+            _matched_jaccard(
+                _contingency(codes_a, rng.permutation(codes_b), n_clusters)
+            )
+            for _ in range(n_permutations)
+        ]
+    )
+    if chance >= 1.0:
+        return 0.0
+    return float((raw - chance) / (1.0 - chance))

@@ -7,13 +7,16 @@ estimators are not on one scale. What can be compared is whether a setting
 finds the *same* clusters on new data. :func:`unsupervised_scorer` measures
 this by cross-validated stability (Lange et al., 2004): the model fitted on
 the training fold labels the held-out fold, a clone fitted on the held-out
-fold labels it too, and :func:`stability_score` says how well the two
-clusterings agree, adjusted for chance so that every number of clusters has
-the same scale (0 for independent labelings, 1 for identical ones).
+fold labels it too, and :func:`~skentropy.metrics.stability_score` says how
+well the two clusterings agree, adjusted for chance so that every number of
+clusters has the same scale (0 for independent labelings, 1 for identical
+ones).
 
 :func:`select_n_clusters` runs this for a list of candidate numbers of
 clusters on random halves of the data, comparing every pair of fits, and
-:func:`plot_n_clusters_selection` draws its scores.
+:func:`~skentropy.plotting.plot_n_clusters_selection` draws its scores. Both
+that function and :func:`~skentropy.metrics.stability_score` live in their
+own modules and are re-exported here.
 
 Examples
 --------
@@ -37,7 +40,6 @@ import itertools
 import numbers
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 from sklearn.base import clone
 from sklearn.utils import (
     Bunch,
@@ -49,7 +51,8 @@ from sklearn.utils import (
 from sklearn.utils.parallel import Parallel, delayed
 
 from skentropy._chunks import row_chunks
-from skentropy.metrics import _check_labels
+from skentropy.metrics import stability_score
+from skentropy.plotting import plot_n_clusters_selection
 
 __all__ = [
     "gaussian_reference",
@@ -58,155 +61,6 @@ __all__ = [
     "stability_score",
     "unsupervised_scorer",
 ]
-
-
-def _matched_jaccard(contingency):
-    """Mean over the K requested clusters of the Jaccard index of matched pairs.
-
-    ``contingency`` is K × K. Clusters are matched one to one (Hungarian) so
-    that the sum of |A ∩ B| / |A ∪ B| is largest; a cluster that is empty in
-    either labeling contributes 0.
-    """
-    sizes_a = contingency.sum(axis=1, keepdims=True)
-    sizes_b = contingency.sum(axis=0, keepdims=True)
-    union = sizes_a + sizes_b - contingency
-    jaccard = np.divide(
-        contingency, union, out=np.zeros(contingency.shape), where=union > 0
-    )
-    rows, cols = linear_sum_assignment(jaccard, maximize=True)
-    return jaccard[rows, cols].sum() / contingency.shape[0]
-
-
-def _contingency(codes_a, codes_b, n_clusters):
-    counts = np.bincount(codes_a * n_clusters + codes_b, minlength=n_clusters**2)
-    return counts.reshape(n_clusters, n_clusters)
-
-
-def stability_score(
-    labels_a, labels_b, *, n_clusters=None, n_permutations=20, random_state=0
-):
-    """Agreement of two clusterings of the same samples, adjusted for chance.
-
-    The clusters of the two labelings are matched one to one (Hungarian
-    algorithm) so that the sum of their Jaccard indices (the size of A ∩ B
-    over that of A ∪ B, for matched clusters A and B) is largest, and that
-    sum is divided by ``n_clusters``: the raw score s is the mean, over the
-    requested clusters, of how well each one is found again. A requested
-    cluster that is empty in either labeling counts as 0, so clusterings
-    that leave clusters empty score lower. As in Lange et al. (2004), s is
-    then normalized by its value for random labelings, so that
-    scores of different numbers of clusters are comparable:
-
-        score = (s − s₀) / (1 − s₀),
-
-    where s₀ is the mean raw score after randomly permuting ``labels_b``
-    (``n_permutations`` times; the cluster sizes are kept).
-
-    Parameters
-    ----------
-    labels_a : array-like of shape (n_samples,)
-        Cluster labels of one clustering; any hashable values.
-
-    labels_b : array-like of shape (n_samples,)
-        Cluster labels of the other clustering of the same samples.
-
-    n_clusters : int, default=None
-        Number of clusters requested from both clusterings, at least the
-        number of distinct labels in each. ``None`` uses the larger of these
-        two numbers, so that empty clusters go unnoticed.
-
-    n_permutations : int, default=20
-        Number of random permutations of ``labels_b`` that estimate s₀.
-
-    random_state : int, RandomState instance or None, default=0
-        Seed of the permutations. The default makes the score a deterministic
-        function of the labels.
-
-    Returns
-    -------
-    score : float
-        At most 1.0: 1.0 when the labelings are equal up to a renaming of the
-        clusters and use all ``n_clusters`` clusters, about 0.0 for
-        independent labelings (negative values are chance fluctuations), and
-        exactly 0.0 when s₀ = 1 (both labelings put every sample in one
-        cluster and ``n_clusters`` is 1). Higher is better.
-
-    Raises
-    ------
-    ValueError
-        If the labelings are not 1-D, differ in length or are empty, or if
-        one of them has more distinct labels than ``n_clusters``.
-
-    See Also
-    --------
-    unsupervised_scorer : The cross-validated stability of an estimator,
-        computed with this function.
-    sklearn.metrics.adjusted_rand_score : Pair-counting agreement adjusted
-        for chance; it does not see empty clusters.
-
-    Notes
-    -----
-    The match of the clusters of one labeling to those of the other is the
-    one-to-one map that Lange et al. (2004) minimize their disagreement over;
-    scoring each matched pair by its Jaccard index, as Hennig (2007) scores
-    the stability of each cluster, makes the score a mean over clusters
-    rather than over samples, so a small cluster that is not found again
-    weighs as much as a large one. Lange et al. normalize by uniformly random
-    labelings; the permutations used here keep the two labelings' cluster
-    sizes, as the adjusted Rand index does.
-
-    References
-    ----------
-    Lange, T., Roth, V., Braun, M. L. and Buhmann, J. M. (2004),
-    "Stability-based validation of clustering solutions", *Neural
-    Computation* 16(6), 1299–1323.
-
-    Hennig, C. (2007), "Cluster-wise assessment of cluster stability",
-    *Computational Statistics & Data Analysis* 52(1), 258–271.
-
-    Examples
-    --------
-    >>> from skentropy.model_selection import stability_score
-    >>> stability_score([0, 0, 1, 1, 2, 2], [2, 2, 0, 0, 1, 1])
-    1.0
-
-    Five of a hundred samples move to the other cluster:
-
-    >>> labels = [0] * 50 + [1] * 50
-    >>> round(stability_score(labels, [0] * 45 + [1] * 55), 2)
-    0.85
-
-    The same labelings, but three clusters were requested and one is empty:
-
-    >>> round(stability_score(labels, [0] * 45 + [1] * 55, n_clusters=3), 2)
-    0.47
-    """
-    labels_a, labels_b = _check_labels(
-        labels_a, labels_b, names=("labels_a", "labels_b")
-    )
-    _, codes_a = np.unique(labels_a, return_inverse=True)
-    _, codes_b = np.unique(labels_b, return_inverse=True)
-    n_found = max(codes_a.max(), codes_b.max()) + 1
-    if n_clusters is None:
-        n_clusters = int(n_found)
-    elif n_clusters < n_found:
-        raise ValueError(
-            f"n_clusters={n_clusters} is smaller than the {n_found} distinct "
-            "labels of one of the labelings."
-        )
-    rng = check_random_state(random_state)
-    raw = _matched_jaccard(_contingency(codes_a, codes_b, n_clusters))
-    chance = np.mean(
-        [
-            _matched_jaccard(
-                _contingency(codes_a, rng.permutation(codes_b), n_clusters)
-            )
-            for _ in range(n_permutations)
-        ]
-    )
-    if chance >= 1.0:
-        return 0.0
-    return float((raw - chance) / (1.0 - chance))
 
 
 def _final_step(estimator):
@@ -269,7 +123,8 @@ def unsupervised_scorer(estimator, X, y=None):
     :func:`~sklearn.model_selection.cross_val_score` and the like, that needs
     no labels: ``GridSearchCV(estimator, grid, scoring=unsupervised_scorer,
     cv=2).fit(X)``. The estimator it receives was fitted on the training
-    fold; X is the held-out fold. The score is the :func:`stability_score` of
+    fold; X is the held-out fold. The score is the
+    :func:`~skentropy.metrics.stability_score` of
 
     1. ``estimator.predict(X)``: the training fold's clusters carried over to
        the held-out fold, and
@@ -313,7 +168,8 @@ def unsupervised_scorer(estimator, X, y=None):
 
     See Also
     --------
-    stability_score : The agreement of two labelings that it computes.
+    skentropy.metrics.stability_score : The agreement of two labelings that it
+        computes.
     select_n_clusters : Stability for a list of numbers of clusters, over
         every pair of fits on random halves, against a Gaussian reference.
 
@@ -509,13 +365,13 @@ def select_n_clusters(
     ``random_state``, the others with seeds derived from it as
     :func:`unsupervised_scorer` derives its clone's). Each fitted copy then
     labels all of X: its own half, and the rest as new data. Every pair of
-    copies is scored by the :func:`stability_score` of their two labelings
-    of X. With ``reference="gaussian"`` (the default) the same fits, on the
-    same halves with the same seeds, are repeated on a draw of
-    :func:`gaussian_reference`, data without clusters with the mean and
-    covariance of X, and the score of a pair is its stability on X minus its
-    stability on the reference, as in Dudoit and Fridlyand (2002). The chosen
-    K has the largest mean score over the pairs.
+    copies is scored by the :func:`~skentropy.metrics.stability_score` of
+    their two labelings of X. With ``reference="gaussian"`` (the default)
+    the same fits, on the same halves with the same seeds, are repeated on a
+    draw of :func:`gaussian_reference`, data without clusters with the mean
+    and covariance of X, and the score of a pair is its stability on X minus
+    its stability on the reference, as in Dudoit and Fridlyand (2002). The
+    chosen K has the largest mean score over the pairs.
 
     The reference removes the advantage that few clusters have on any data:
     splitting a cloud into a few parts along its longest axes is reproducible
@@ -614,7 +470,8 @@ def select_n_clusters(
     See Also
     --------
     unsupervised_scorer : The score of one split, for ``GridSearchCV``.
-    plot_n_clusters_selection : Plot the scores against the candidates.
+    skentropy.plotting.plot_n_clusters_selection : Plot the scores against the
+        candidates.
 
     Notes
     -----
@@ -724,64 +581,3 @@ def select_n_clusters(
         halves=halves,
         pairs=pairs,
     )
-
-
-def plot_n_clusters_selection(result, *, ax=None):
-    """Plot the stability scores of :func:`select_n_clusters` against K.
-
-    Draws the mean score of each candidate with a bar of ± one standard
-    deviation over the pairs of fits, and marks the chosen number of clusters.
-    matplotlib is imported only when this function is called.
-
-    Parameters
-    ----------
-    result : :class:`~sklearn.utils.Bunch`
-        The result of :func:`select_n_clusters`.
-
-    ax : matplotlib Axes, default=None
-        Axes to draw on. ``None`` uses the current axes.
-
-    Returns
-    -------
-    ax : matplotlib Axes
-        The axes drawn on.
-
-    Examples
-    --------
-    >>> import matplotlib
-    >>> matplotlib.use("Agg")
-    >>> import numpy as np
-    >>> from sklearn.utils import Bunch
-    >>> from skentropy.model_selection import plot_n_clusters_selection
-    >>> result = Bunch(
-    ...     n_clusters=3, candidates=np.array([2, 3, 4]),
-    ...     mean_score=np.array([0.6, 0.9, 0.5]),
-    ...     std_score=np.array([0.1, 0.05, 0.1]), param_name="n_clusters",
-    ... )
-    >>> ax = plot_n_clusters_selection(result)
-    >>> ax.get_xlabel()
-    'n_clusters'
-    """
-    import matplotlib.pyplot as plt
-
-    if ax is None:
-        ax = plt.gca()
-    ax.errorbar(
-        result.candidates,
-        result.mean_score,
-        yerr=result.std_score,
-        fmt="o-",
-        capsize=3,
-        label="stability (mean ± std over pairs of fits)",
-    )
-    ax.axvline(
-        result.n_clusters,
-        color="grey",
-        linestyle="--",
-        label=f"chosen: {result.n_clusters}",
-    )
-    ax.set_xlabel(result.param_name.rsplit("__", 1)[-1])
-    ax.set_ylabel("stability score")
-    ax.set_xticks(result.candidates)
-    ax.legend()
-    return ax

@@ -1,12 +1,15 @@
-"""Plots of soft clusterings in two dimensions.
+"""Plots of soft clusterings in two dimensions and of the choice of K.
 
-matplotlib is imported only when a function is called, so that the package
-does not depend on it (install it with the ``docs`` extra).
+:func:`plot_decision_regions` draws the soft decision regions of a 2-D
+clusterer; :func:`plot_n_clusters_selection` the stability scores of
+:func:`skentropy.model_selection.select_n_clusters`. matplotlib is imported
+only when a function is called, so that the package does not depend on it
+(install it with the ``docs`` extra).
 """
 
 import numpy as np
 
-__all__ = ["plot_decision_regions"]
+__all__ = ["plot_decision_regions", "plot_n_clusters_selection"]
 
 # Cluster colours: matplotlib's "tab10" cycle, repeated for more clusters.
 _TAB10 = (
@@ -130,4 +133,65 @@ def plot_decision_regions(
     )
     ax.set_xlim(low[0], high[0])
     ax.set_ylim(low[1], high[1])
+    return ax
+
+
+def plot_n_clusters_selection(result, *, ax=None):
+    """Plot the stability scores of ``select_n_clusters`` against K.
+
+    Draws the mean score of each candidate with a bar of ± one standard
+    deviation over the pairs of fits, and marks the chosen number of clusters.
+    matplotlib is imported only when this function is called.
+
+    Parameters
+    ----------
+    result : :class:`~sklearn.utils.Bunch`
+        The result of :func:`~skentropy.model_selection.select_n_clusters`.
+
+    ax : matplotlib Axes, default=None
+        Axes to draw on. ``None`` uses the current axes.
+
+    Returns
+    -------
+    ax : matplotlib Axes
+        The axes drawn on.
+
+    Examples
+    --------
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> import numpy as np
+    >>> from sklearn.utils import Bunch
+    >>> from skentropy.plotting import plot_n_clusters_selection
+    >>> result = Bunch(
+    ...     n_clusters=3, candidates=np.array([2, 3, 4]),
+    ...     mean_score=np.array([0.6, 0.9, 0.5]),
+    ...     std_score=np.array([0.1, 0.05, 0.1]), param_name="n_clusters",
+    ... )
+    >>> ax = plot_n_clusters_selection(result)
+    >>> ax.get_xlabel()
+    'n_clusters'
+    """
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        ax = plt.gca()
+    ax.errorbar(
+        result.candidates,
+        result.mean_score,
+        yerr=result.std_score,
+        fmt="o-",
+        capsize=3,
+        label="stability (mean ± std over pairs of fits)",
+    )
+    ax.axvline(
+        result.n_clusters,
+        color="grey",
+        linestyle="--",
+        label=f"chosen: {result.n_clusters}",
+    )
+    ax.set_xlabel(result.param_name.rsplit("__", 1)[-1])
+    ax.set_ylabel("stability score")
+    ax.set_xticks(result.candidates)
+    ax.legend()
     return ax

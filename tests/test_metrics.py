@@ -11,7 +11,11 @@ from sklearn.metrics import get_scorer
 from sklearn.model_selection import GridSearchCV
 
 import skentropy.metrics
-from skentropy.metrics import clustering_accuracy, clustering_accuracy_scorer
+from skentropy.metrics import (
+    clustering_accuracy,
+    clustering_accuracy_scorer,
+    stability_score,
+)
 
 
 def brute_force_accuracy(labels_true, labels_pred):
@@ -140,6 +144,79 @@ def test_scorer_calls_predict():
     )
     # scikit-learn's permutation-invariant scores work by name as well.
     assert get_scorer("adjusted_rand_score")(kmeans, X, y) > 0.9
+
+
+# -- stability_score -----------------------------------------------------------
+
+
+def test_stability_score_of_a_renaming_is_one():
+    labels = np.repeat([0, 1, 2, 3], 25)
+    renamed = np.array(["d", "c", "b", "a"])[labels]
+    assert stability_score(labels, renamed) == 1.0
+
+
+def test_stability_score_of_independent_labelings_is_near_zero():
+    rng = np.random.default_rng(0)
+    for n_clusters in (2, 5, 15):
+        scores = [
+            stability_score(
+                rng.integers(n_clusters, size=2000), rng.integers(n_clusters, size=2000)
+            )
+            for _ in range(5)
+        ]
+        assert abs(np.mean(scores)) < 0.02
+
+
+def test_stability_score_decreases_with_disagreement():
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(5), 100)
+    scores = []
+    for share in (0.0, 0.1, 0.3, 0.6):
+        other = labels.copy()
+        moved = rng.random(labels.size) < share
+        other[moved] = rng.integers(5, size=moved.sum())
+        scores.append(stability_score(labels, other))
+    assert scores[0] == 1.0
+    assert all(b < a for a, b in zip(scores, scores[1:], strict=False))
+
+
+def test_stability_score_counts_empty_clusters_as_not_found():
+    labels = np.repeat(np.arange(4), 50)
+    # Both labelings agree, but only 4 of the 5 requested clusters are used.
+    assert stability_score(labels, labels, n_clusters=5) < 0.85
+    assert stability_score(labels, labels, n_clusters=4) == 1.0
+
+
+def test_stability_score_is_deterministic_and_seedable():
+    rng = np.random.default_rng(0)
+    a, b = rng.integers(4, size=200), rng.integers(4, size=200)
+    assert stability_score(a, b) == stability_score(a, b)
+    assert stability_score(a, b, random_state=1) != stability_score(a, b)
+
+
+def test_stability_score_checks_input():
+    with pytest.raises(ValueError, match="same length"):
+        stability_score([0, 1], [0, 1, 1])
+    with pytest.raises(ValueError, match="1-D"):
+        stability_score([[0, 1]], [[0, 1]])
+    with pytest.raises(ValueError, match="empty"):
+        stability_score([], [])
+    with pytest.raises(ValueError, match="smaller than the 3 distinct"):
+        stability_score([0, 1, 2], [0, 0, 1], n_clusters=2)
+
+
+@pytest.mark.parametrize("nan", [np.nan, float("nan")])
+def test_stability_score_rejects_nan_labels(nan):
+    labels = np.repeat([0.0, 1.0, 2.0], 10)
+    with_nan = labels.copy()
+    with_nan[[3, 17]] = nan
+    with pytest.raises(ValueError, match="labels_a contains NaN"):
+        stability_score(with_nan, labels)
+    with pytest.raises(ValueError, match="labels_b contains NaN"):
+        stability_score(labels, with_nan)
+    as_objects = np.array(["a"] * 29 + [nan], dtype=object)
+    with pytest.raises(ValueError, match="labels_b contains NaN"):
+        stability_score(labels, as_objects)
 
 
 def test_docstring_examples():

@@ -13,14 +13,15 @@ from sklearn.model_selection import GridSearchCV, KFold, cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+import skentropy.model_selection
 from skentropy import EntropyClustering, MaxMarginEntropyClustering
+from skentropy.metrics import stability_score
 from skentropy.model_selection import (
     gaussian_reference,
-    plot_n_clusters_selection,
     select_n_clusters,
-    stability_score,
     unsupervised_scorer,
 )
+from skentropy.plotting import plot_n_clusters_selection
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
@@ -36,65 +37,6 @@ def blobs():
 
 def fast_model(**params):
     return MaxMarginEntropyClustering(max_iter=20, random_state=0, **params)
-
-
-# -- stability_score -----------------------------------------------------------
-
-
-def test_stability_score_of_a_renaming_is_one():
-    labels = np.repeat([0, 1, 2, 3], 25)
-    renamed = np.array(["d", "c", "b", "a"])[labels]
-    assert stability_score(labels, renamed) == 1.0
-
-
-def test_stability_score_of_independent_labelings_is_near_zero():
-    rng = np.random.default_rng(0)
-    for n_clusters in (2, 5, 15):
-        scores = [
-            stability_score(
-                rng.integers(n_clusters, size=2000), rng.integers(n_clusters, size=2000)
-            )
-            for _ in range(5)
-        ]
-        assert abs(np.mean(scores)) < 0.02
-
-
-def test_stability_score_decreases_with_disagreement():
-    rng = np.random.default_rng(0)
-    labels = np.repeat(np.arange(5), 100)
-    scores = []
-    for share in (0.0, 0.1, 0.3, 0.6):
-        other = labels.copy()
-        moved = rng.random(labels.size) < share
-        other[moved] = rng.integers(5, size=moved.sum())
-        scores.append(stability_score(labels, other))
-    assert scores[0] == 1.0
-    assert all(b < a for a, b in zip(scores, scores[1:], strict=False))
-
-
-def test_stability_score_counts_empty_clusters_as_not_found():
-    labels = np.repeat(np.arange(4), 50)
-    # Both labelings agree, but only 4 of the 5 requested clusters are used.
-    assert stability_score(labels, labels, n_clusters=5) < 0.85
-    assert stability_score(labels, labels, n_clusters=4) == 1.0
-
-
-def test_stability_score_is_deterministic_and_seedable():
-    rng = np.random.default_rng(0)
-    a, b = rng.integers(4, size=200), rng.integers(4, size=200)
-    assert stability_score(a, b) == stability_score(a, b)
-    assert stability_score(a, b, random_state=1) != stability_score(a, b)
-
-
-def test_stability_score_checks_input():
-    with pytest.raises(ValueError, match="same length"):
-        stability_score([0, 1], [0, 1, 1])
-    with pytest.raises(ValueError, match="1-D"):
-        stability_score([[0, 1]], [[0, 1]])
-    with pytest.raises(ValueError, match="empty"):
-        stability_score([], [])
-    with pytest.raises(ValueError, match="smaller than the 3 distinct"):
-        stability_score([0, 1, 2], [0, 0, 1], n_clusters=2)
 
 
 # -- unsupervised_scorer ---------------------------------------------------------
@@ -387,6 +329,16 @@ def test_plot_n_clusters_selection(blobs):
     np.testing.assert_allclose(line.get_ydata(), result.mean_score)
     assert ax.get_xlabel() == "n_clusters"
     plt.close(fig)
+
+
+def test_moved_functions_are_re_exported():
+    assert skentropy.model_selection.stability_score is stability_score
+    assert (
+        skentropy.model_selection.plot_n_clusters_selection is plot_n_clusters_selection
+    )
+    assert {"stability_score", "plot_n_clusters_selection"} <= set(
+        skentropy.model_selection.__all__
+    )
 
 
 def test_matplotlib_is_imported_lazily():

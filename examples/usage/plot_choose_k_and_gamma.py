@@ -25,11 +25,8 @@ from sklearn.preprocessing import StandardScaler
 
 from skentropy import EntropyClustering
 from skentropy.metrics import clustering_accuracy_scorer
-from skentropy.model_selection import (
-    plot_n_clusters_selection,
-    select_n_clusters,
-    unsupervised_scorer,
-)
+from skentropy.model_selection import select_n_clusters, unsupervised_scorer
+from skentropy.plotting import plot_n_clusters_selection
 
 X, y = load_digits(return_X_y=True)
 X = StandardScaler().fit_transform(X)
