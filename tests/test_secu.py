@@ -1,5 +1,6 @@
 """SeCuClustering: size bounds, the centre update of Theorem 1, the duals."""
 
+import copy
 import pickle
 import warnings
 
@@ -9,11 +10,12 @@ import torch
 from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.base import clone
 from sklearn.datasets import load_digits, make_blobs
-from sklearn.exceptions import ConvergenceWarning
+from sklearn.exceptions import ConvergenceWarning, NotFittedError
 from sklearn.metrics import adjusted_rand_score
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
+import skentropy._estimators._secu as secu_module
 from skentropy import SeCuClustering
 from skentropy._estimators._secu import (
     centre_sums,
@@ -338,3 +340,171 @@ def test_weak_supervision_keeps_given_clusters_and_checks_labels():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         plain.fit(X, np.full(200, 7))
+
+
+# --- degenerate fits warn, as those of the softmax estimators ---------------
+
+
+def blobs():
+    X, _ = make_blobs(300, n_features=4, centers=3, random_state=0)
+    return X
+
+
+@pytest.mark.parametrize(
+    "X",
+    [np.zeros((300, 4)), np.tile(blobs()[:1], (300, 1))],
+    ids=["all-zero", "identical-rows"],
+)
+def test_degenerate_fit_warns_at_the_caller(X):
+    with pytest.warns(ConvergenceWarning) as record:
+        secu = SeCuClustering(3, random_state=0).fit(X)
+    assert_array_equal(secu.labels_, 0)
+    assert_allclose(secu.predict_proba(X), 1 / 3)
+    messages = [str(warning.message) for warning in record]
+    assert any("2 of n_clusters=3 clusters hold no" in m for m in messages)
+    assert any("nearly uniform" in m for m in messages)
+    assert {warning.filename for warning in record} == {__file__}
+
+
+def test_partial_fit_does_not_warn_on_a_degenerate_epoch():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        SeCuClustering(3, random_state=0).partial_fit(np.zeros((300, 4)))
+
+
+# --- weights of any magnitude -------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("scale", [1e-300, 1.0, 1e300])
+def test_equal_weights_of_any_magnitude_give_the_unweighted_clustering(scale, dtype):
+    X = blobs().astype(dtype)
+    unweighted = SeCuClustering(3, random_state=0).fit(X)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a fit on blobs is silent
+        weighted = SeCuClustering(3, random_state=0).fit(
+            X, sample_weight=np.full(300, scale)
+        )
+    assert_array_equal(weighted.labels_, unweighted.labels_)
+    assert_allclose(weighted.cluster_centers_, unweighted.cluster_centers_)
+    assert_allclose(weighted.loss_curve_, unweighted.loss_curve_)
+    assert_allclose(
+        weighted.score(X, sample_weight=np.full(300, scale)), unweighted.score(X)
+    )
+
+
+@pytest.mark.parametrize("scale", [1e-300, 1e300])
+def test_positive_weights_of_any_magnitude_work(scale):
+    X = blobs()
+    weight = np.random.default_rng(0).uniform(0.5, 2.0, 300)
+    reference = SeCuClustering(3, random_state=0).fit(X, sample_weight=weight)
+    scaled = SeCuClustering(3, random_state=0).fit(X, sample_weight=scale * weight)
+    assert_array_equal(scaled.labels_, reference.labels_)
+    assert_allclose(scaled.cluster_centers_, reference.cluster_centers_)
+    assert np.isfinite(scaled.loss_curve_).all()
+    # weights spanning the whole float64 range: still a finite model
+    wild = 10.0 ** np.random.default_rng(1).uniform(-300, 300, 300)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        secu = SeCuClustering(3, random_state=0).fit(X, sample_weight=wild)
+    assert np.isfinite(secu.cluster_centers_).all()
+    assert np.isfinite(secu.loss_curve_).all()
+
+
+# --- set_params after fit ---------------------------------------------------
+
+
+def test_partial_fit_with_another_n_clusters_raises():
+    X = blobs()
+    for secu in (
+        SeCuClustering(3, random_state=0).fit(X),
+        SeCuClustering(3, random_state=0).partial_fit(X),
+    ):
+        secu.set_params(n_clusters=5)
+        with pytest.raises(
+            ValueError,
+            match="Training cannot continue with n_clusters=5 from a model "
+            "fitted with n_clusters=3; fit a new model",
+        ):
+            secu.partial_fit(X)
+        assert secu.cluster_centers_.shape == (3, 4)
+
+
+def test_predictions_use_the_fitted_model_after_set_params():
+    X = blobs()
+    secu = SeCuClustering(3, upper_ratio=1.2, random_state=0).fit(X)
+    labels, probs, score = secu.predict(X), secu.predict_proba(X), secu.score(X)
+    secu.set_params(
+        n_clusters=5, temperature=0.05, lower_ratio=0.0, upper_ratio=2.0, dual_lr=1.0
+    )
+    assert_array_equal(secu.predict(X), labels)
+    assert secu.predict_proba(X).shape == (300, 3)
+    assert_allclose(secu.predict_proba(X), probs)
+    assert_allclose(secu.score(X), score)
+
+
+# --- atomic fits ------------------------------------------------------------
+
+
+def test_failed_first_fit_leaves_the_estimator_unfitted():
+    secu = SeCuClustering(3, random_state=0)
+    before = list(vars(secu).keys())
+    with pytest.raises(ValueError, match="n_samples=2"):
+        secu.fit(blobs()[:2])
+    assert list(vars(secu).keys()) == before
+    with pytest.raises(NotFittedError):
+        secu.predict(blobs())
+
+
+def test_failed_refit_keeps_the_fitted_model():
+    X = blobs()
+    secu = SeCuClustering(3, random_state=0).fit(X)
+    probs = secu.predict_proba(X)
+    with pytest.raises(ValueError, match="n_samples=2"):
+        secu.fit(X[:2, :3])
+    assert secu.n_features_in_ == 4
+    assert_array_equal(secu.predict_proba(X), probs)
+
+
+@pytest.mark.parametrize("call", ["first fit", "refit", "partial_fit"])
+def test_interrupted_training_leaves_the_estimator_as_before(call, monkeypatch):
+    X = blobs()
+    secu = SeCuClustering(3, batch_size=32, random_state=0)
+    if call == "refit":
+        secu.fit(X)
+    elif call == "partial_fit":
+        secu.partial_fit(X)
+    untouched = copy.deepcopy(secu)
+    before = list(vars(secu).keys())
+    probs = secu.predict_proba(X) if call != "first fit" else None
+
+    n_calls = 0
+
+    def interrupted_dual_step(*args, **kwargs):
+        nonlocal n_calls
+        n_calls += 1
+        if n_calls == 3:
+            raise KeyboardInterrupt
+        return dual_step(*args, **kwargs)
+
+    monkeypatch.setattr(secu_module, "dual_step", interrupted_dual_step)
+    with pytest.raises(KeyboardInterrupt):
+        if call == "partial_fit":
+            secu.partial_fit(X)
+        else:
+            secu.fit(X)
+    monkeypatch.undo()
+
+    assert n_calls == 3
+    assert list(vars(secu).keys()) == before
+    if call == "first fit":
+        with pytest.raises(NotFittedError):
+            secu.predict_proba(X)
+    else:
+        assert_array_equal(secu.predict_proba(X), probs)
+    # the random state of partial_fit is restored too: the next call draws
+    # the mini-batches it would have drawn without the interrupted one
+    assert_array_equal(
+        secu.partial_fit(X).cluster_centers_,
+        untouched.partial_fit(X).cluster_centers_,
+    )

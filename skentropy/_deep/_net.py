@@ -178,6 +178,10 @@ class ClusteringCriterion(nn.Module):
         )
 
 
+class Interrupted(BaseException):
+    """A KeyboardInterrupt inside :meth:`ClusteringNet.fit_loop`, passed on."""
+
+
 class ClusteringNet(NeuralNet):
     """A skorch net that trains a :class:`ClusteringModule` without labels.
 
@@ -223,6 +227,20 @@ class ClusteringNet(NeuralNet):
         """
         self.criterion__loss = loss
         self.initialize_criterion()
+
+    def fit_loop(self, X, y=None, **fit_params):
+        """skorch's training loop, passing a KeyboardInterrupt on.
+
+        skorch's ``partial_fit`` ends the training quietly on a
+        KeyboardInterrupt, keeping what was trained; an estimator's fit is
+        atomic instead (it restores its previous state), so the interrupt
+        leaves the loop as :class:`Interrupted`, which skorch does not catch,
+        and the trainer raises it again as a KeyboardInterrupt.
+        """
+        try:
+            return super().fit_loop(X, y, **fit_params)
+        except KeyboardInterrupt as interrupt:
+            raise Interrupted from interrupt
 
     def train_step(self, batch, **fit_params):
         """One optimizer step; none for a batch whose samples all weigh 0.

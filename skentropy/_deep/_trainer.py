@@ -17,7 +17,7 @@ import torch
 from sklearn.utils.validation import validate_data
 from skorch.callbacks import EarlyStopping, ProgressBar
 
-from skentropy._deep._net import ClusteringModule, ClusteringNet
+from skentropy._deep._net import ClusteringModule, ClusteringNet, Interrupted
 from skentropy._estimators._seeding import init_rows, init_size, seed_heads
 from skentropy._estimators._training import OPTIMIZERS, Trainer, TrainingResult
 from skentropy._estimators._views import NEIGHBOR_DRAWS, NeighborViews, make_views
@@ -128,7 +128,7 @@ class DeepTrainer(Trainer):
         return net
 
     def continued_model(self, data, random_state, device):
-        net = self.estimator.net_
+        net = self.estimator.net_  # trained in place: atomic_fit keeps a copy
         net.set_params(lr=self.estimator.lr)
         return net
 
@@ -160,6 +160,8 @@ class DeepTrainer(Trainer):
         try:
             with seeded_rng(seed, device):
                 net.partial_fit(inputs)
+        except Interrupted:  # Ctrl-C: the estimator restores its state
+            raise KeyboardInterrupt from None
         finally:
             net.views = views  # the fitted net_ holds no reference to X
         head_losses = [

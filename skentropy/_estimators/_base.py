@@ -30,14 +30,16 @@ from sklearn.base import (
 )
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
-from sklearn.utils.validation import _check_sample_weight, check_is_fitted
+from sklearn.utils.validation import check_is_fitted
 
 from skentropy import losses
+from skentropy._estimators._atomic import atomic_fit
 from skentropy._estimators._batching import n_batches, to_tensor
 from skentropy._estimators._heads import HEADS
 from skentropy._estimators._params import (
     _ClusteringParameters,
     persistent_random_state,
+    relative_sample_weight,
 )
 from skentropy._estimators._shallow import ShallowTrainer
 from skentropy._estimators._training import Run, TrainingData, TrainingLoss
@@ -227,62 +229,69 @@ class _BaseEntropyClustering(
         ``n_init`` new trainings of at most ``max_iter`` epochs each and keeps
         the one with the lowest training loss (a single one continuing the
         fitted model with ``warm_start``); ``partial_fit`` runs one epoch of
-        a new model (first call) or of the fitted one.
+        a new model (first call) or of the fitted one. Atomic
+        (:func:`~skentropy._estimators._atomic.atomic_fit`): if it raises,
+        KeyboardInterrupt included, the estimator is left as it was.
         """
-        self._check_deep_params()
-        trainer = self._trainer(deep=self.module is not None)
-        fitted = hasattr(self, "n_iter_")
-        new = not (fitted if incremental else self._continues_training())
-        if not new:
-            self._check_continuation()
-        X = trainer.validate_input(X, reset=new)
-        if new or not incremental:
-            self._check_params_vs_input(X)
-        sample_weight = _check_sample_weight(
-            sample_weight, X, dtype=trainer.weight_dtype(X), ensure_non_negative=True
-        )
-        data = TrainingData(X, self._check_partial_labels(y, X.shape[0]), sample_weight)
-        auto = isinstance(self.prior, str)  # "auto", the one string allowed
-        if incremental:
-            random_state = persistent_random_state(self)
-        else:
-            random_state = check_random_state(self.random_state)
-        device = resolve_device(self.device)
-
-        n_init = self.n_init if new and not incremental else 1
-        best = None
-        for init in range(n_init):
-            if auto:  # each training estimates its own proportions
-                prior = PriorEstimate(
-                    self.n_heads,
-                    self.n_clusters,
-                    rate=min(1.0, self.batch_size / X.shape[0]),
-                    means=None if new else getattr(self, "_prior_means", None),
-                )
-            else:
-                prior = check_prior(self.prior, self.n_clusters)
-            loss = TrainingLoss(self._mini_batch_loss(), gamma=self.gamma, prior=prior)
-            run = Run(
-                epochs=1 if incremental else self.max_iter,
-                new=new,
-                incremental=incremental,
-                epochs_before=0 if new else self.n_iter_,
-                description=f"init {init + 1}/{n_init}",
+        with atomic_fit(self):  # restores every attribute if the fit fails
+            self._check_deep_params()
+            trainer = self._trainer(deep=self.module is not None)
+            fitted = hasattr(self, "n_iter_")
+            new = not (fitted if incremental else self._continues_training())
+            if not new:
+                self._check_continuation()
+            X = trainer.validate_input(X, reset=new)
+            if new or not incremental:
+                self._check_params_vs_input(X)
+            sample_weight = relative_sample_weight(
+                sample_weight, X, trainer.weight_dtype(X)
             )
-            if new:
-                model = trainer.new_model(data, random_state, device)
+            data = TrainingData(
+                X, self._check_partial_labels(y, X.shape[0]), sample_weight
+            )
+            auto = isinstance(self.prior, str)  # "auto", the one string allowed
+            if incremental:
+                random_state = persistent_random_state(self)
             else:
-                model = trainer.continued_model(data, random_state, device)
-            result = trainer.train(model, data, loss, run, random_state, device)
-            if best is None or result.head_losses.min() < best.head_losses.min():
-                best, best_prior = result, prior
-        self._set_fitted(trainer, best, data, incremental=incremental, new=new)
-        vars(self).pop("prior_", None)
-        vars(self).pop("_prior_means", None)
-        if auto:
-            self._prior_means = best_prior.means.cpu().numpy()
-            self.prior_ = best_prior.estimate(self.best_head_).cpu().numpy()
-        return self
+                random_state = check_random_state(self.random_state)
+            device = resolve_device(self.device)
+
+            n_init = self.n_init if new and not incremental else 1
+            best = None
+            for init in range(n_init):
+                if auto:  # each training estimates its own proportions
+                    prior = PriorEstimate(
+                        self.n_heads,
+                        self.n_clusters,
+                        rate=min(1.0, self.batch_size / X.shape[0]),
+                        means=None if new else getattr(self, "_prior_means", None),
+                    )
+                else:
+                    prior = check_prior(self.prior, self.n_clusters)
+                loss = TrainingLoss(
+                    self._mini_batch_loss(), gamma=self.gamma, prior=prior
+                )
+                run = Run(
+                    epochs=1 if incremental else self.max_iter,
+                    new=new,
+                    incremental=incremental,
+                    epochs_before=0 if new else self.n_iter_,
+                    description=f"init {init + 1}/{n_init}",
+                )
+                if new:
+                    model = trainer.new_model(data, random_state, device)
+                else:
+                    model = trainer.continued_model(data, random_state, device)
+                result = trainer.train(model, data, loss, run, random_state, device)
+                if best is None or result.head_losses.min() < best.head_losses.min():
+                    best, best_prior = result, prior
+            self._set_fitted(trainer, best, data, incremental=incremental, new=new)
+            vars(self).pop("prior_", None)
+            vars(self).pop("_prior_means", None)
+            if auto:
+                self._prior_means = best_prior.means.cpu().numpy()
+                self.prior_ = best_prior.estimate(self.best_head_).cpu().numpy()
+            return self
 
     def _trainer(self, *, deep):
         """The trainer of shallow or deep mode (which imports skorch)."""
@@ -454,9 +463,7 @@ class _BaseEntropyClustering(
         """
         log_probs, X, head = self._inference(X)
         auto = isinstance(self.prior, str)  # "auto": the fitted estimate
-        sample_weight = _check_sample_weight(
-            sample_weight, X, dtype=X.dtype, ensure_non_negative=True
-        )
+        sample_weight = relative_sample_weight(sample_weight, X, X.dtype)
         weight = to_tensor(sample_weight, like=log_probs)
         margin_weight = head.margin_weight
         with torch.no_grad():
@@ -464,7 +471,7 @@ class _BaseEntropyClustering(
                 log_probs,
                 check_prior(
                     getattr(self, "prior_", None) if auto else self.prior,
-                    self.n_clusters,
+                    self._n_features_out,  # as fitted
                     like=log_probs,
                 ),
                 weight,
@@ -481,7 +488,14 @@ class _BaseEntropyClustering(
 
 
 def _warn_degenerate(
-    log_probs, labels, sample_weight, *, gamma, estimated_prior=False, stacklevel
+    log_probs,
+    labels,
+    sample_weight,
+    *,
+    gamma,
+    estimated_prior=False,
+    balance="fairness_weight",
+    stacklevel,
 ):
     """Warn (ConvergenceWarning) if the fitted clustering is degenerate.
 
@@ -511,6 +525,10 @@ def _warn_degenerate(
         Whether the fit estimated the cluster proportions (``prior="auto"``),
         which lets clusters shrink: then named as a cause too.
 
+    balance : str, default="fairness_weight"
+        The parameter that keeps clusters from emptying, named as a cause
+        when too small (SeCu's is ``lower_ratio``).
+
     stacklevel : int
         Of the caller, as for :func:`warnings.warn`.
     """
@@ -532,7 +550,7 @@ def _warn_degenerate(
         else ""
     )
     causes = (
-        f"Likely causes: {margin}{estimated}a fairness_weight too small, or more "
+        f"Likely causes: {margin}{estimated}a {balance} too small, or more "
         "clusters than the data holds (try a smaller n_clusters)."
     )
     if n_empty:

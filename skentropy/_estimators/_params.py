@@ -14,6 +14,7 @@ from sklearn.base import BaseEstimator
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import (
+    _check_sample_weight,
     check_consistent_length,
     column_or_1d,
     validate_data,
@@ -258,8 +259,12 @@ def check_magnitude(X):
     the temperature of the soft nearest-prototype classifier) and SeCu
     normalizes rows by their norms: with entries so large that the bound
     4 d max|x|² on ‖x − x'‖² exceeds the largest finite number of X's dtype,
-    the losses would become infinite or NaN. Reads X twice (its maximum and
-    minimum), copying nothing, so memory maps stay on disk.
+    the losses would become infinite or NaN. Entries so small that their
+    squares fall below the smallest normal number of the dtype (all below
+    1.5e-154 in float64, 1.1e-19 in float32, but not all zero) are refused
+    too: their squared distances would round to zero, and every row would
+    look the same. Reads X twice (its maximum and minimum), copying nothing,
+    so memory maps stay on disk.
     """
     largest = max(float(X.max()), -float(X.min()))
     finfo = np.finfo(X.dtype)
@@ -270,6 +275,48 @@ def check_magnitude(X):
             f"finite value {finfo.max:.3g}). Scale X down, e.g. with "
             "sklearn.preprocessing.StandardScaler."
         )
+    if 0 < largest < math.sqrt(finfo.smallest_normal):
+        raise ValueError(
+            f"X has entries of magnitude at most {largest:.3g}, so small that "
+            f"squared distances between its rows underflow {X.dtype} (smallest "
+            f"normal value {finfo.smallest_normal:.3g}). Scale X up, e.g. with "
+            "sklearn.preprocessing.StandardScaler."
+        )
+
+
+def relative_sample_weight(sample_weight, X, dtype):
+    """Weights of the rows of X, checked in float64, scaled, in ``dtype``.
+
+    The losses, the seeds and the standardization weigh rows by their share
+    of the total weight, so only ratios of weights matter. Weights are
+    divided by their largest, so that their sums and their products with σ
+    and x neither overflow nor underflow whatever their magnitude (1e-300 to
+    1e308), and equal weights give the unweighted fit. Integer weights whose
+    total is exact in float64 (at most 2⁵³) are kept as they are: SeLa's
+    rounding counts them as repeated rows.
+
+    Parameters
+    ----------
+    sample_weight : array-like of shape (n_samples,) or None
+        Non-negative finite weights, not all zero; ``None`` is all ones.
+
+    X : ndarray of shape (n_samples, ...)
+        The samples they weigh.
+
+    dtype : numpy dtype
+        The dtype of the result.
+
+    Returns
+    -------
+    sample_weight : ndarray of shape (n_samples,)
+    """
+    sample_weight = _check_sample_weight(
+        sample_weight, X, dtype=np.float64, ensure_non_negative=True
+    )
+    integer = np.array_equal(sample_weight, np.round(sample_weight))
+    if not (integer and sample_weight.sum() <= 2.0**53):
+        sample_weight = sample_weight / sample_weight.max()
+    return sample_weight.astype(dtype, copy=False)
 
 
 def check_n_samples(X, n_clusters):

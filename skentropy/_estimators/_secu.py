@@ -16,15 +16,18 @@ from sklearn.base import BaseEstimator, ClusterMixin, _fit_context
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import _check_sample_weight, check_is_fitted
+from sklearn.utils.validation import check_is_fitted
 from tqdm.auto import tqdm
 
+from skentropy._estimators._atomic import atomic_fit
+from skentropy._estimators._base import _CALLER, _warn_degenerate
 from skentropy._estimators._batching import batch_bounds, shuffled_batches, to_tensor
 from skentropy._estimators._docstrings import fill_doc
 from skentropy._estimators._params import (
     check_n_samples,
     check_partial_labels,
     persistent_random_state,
+    relative_sample_weight,
     validate_features,
 )
 from skentropy._estimators._seeding import init_rows, init_size, seed_prototypes
@@ -312,7 +315,16 @@ class SeCuClustering(ClusterMixin, BaseEstimator):
     with them, y = argmax_j ln p_ij + ρ_j − ρ'_j, so that the labels of the
     training data respect the bounds (up to the fluctuation of the duals).
     ``predict_proba`` returns p itself; ``predict`` is its argmax whenever
-    no bound is active (ρ = ρ' = 0).
+    no bound is active (ρ = ρ' = 0). Both use the fitted model only, the
+    centres, the duals and the temperature they were trained at: as for
+    KMeans, ``set_params`` changes the next fit, not the predictions.
+
+    Degenerate fits. ``fit`` warns (ConvergenceWarning) where the clustering
+    is degenerate: clusters that ``labels_`` leaves empty, or p nearly
+    uniform (mean entropy above 0.95 ln K), as for all-zero or identical
+    rows. The training loss is no such signal: mean −ln p_{i y_i} of the
+    hard labels is ln K for a uniform p, but the size bounds raise it too:
+    each label they force onto a cluster of p_ij < 1/K adds more than ln K.
 
     References
     ----------
@@ -417,7 +429,9 @@ class SeCuClustering(ClusterMixin, BaseEstimator):
         X in shuffled mini-batches with a dual step after each, then sets
         every centre that got points to the closed form of Theorem 1 on this
         chunk's labels, so chunks should be large enough to represent every
-        cluster.
+        cluster. Parameters changed by ``set_params`` since the last call
+        (``temperature``, the bounds, ``dual_lr``) apply to this epoch, except
+        ``n_clusters``: a ValueError asks for a new model then.
 
         Parameters
         ----------
@@ -439,63 +453,121 @@ class SeCuClustering(ClusterMixin, BaseEstimator):
         return self._fit(X, y, sample_weight, incremental=True)
 
     def _fit(self, X, y, sample_weight, *, incremental):
-        """``fit`` (``incremental=False``) or one epoch of ``partial_fit``."""
-        new = not (incremental and hasattr(self, "n_iter_"))
-        X = validate_features(self, X, reset=new)
-        if new:
-            check_n_samples(X, self.n_clusters)
-        if incremental:
-            random_state = persistent_random_state(self)
-        else:
-            random_state = check_random_state(self.random_state)
-        sample_weight = _check_sample_weight(
-            sample_weight, X, dtype=X.dtype, ensure_non_negative=True
-        )
-        given = check_partial_labels(
-            y, X.shape[0], self.n_clusters, semi_supervised=self.semi_supervised
-        )
-        if new:
-            state = self._initial_state(X, given, sample_weight, random_state)
-        else:
-            state = self._fitted_state(X.dtype)
-        generator = torch_generator(random_state)
+        """``fit`` (``incremental=False``) or one epoch of ``partial_fit``.
 
-        loss_curve = []
-        n_small_moves, converged = 0, False
-        epochs = tqdm(
-            range(1 if incremental else self.max_iter),
-            unit="epoch",
-            disable=not self.verbose,
-        )
-        with epochs:
-            for _ in epochs:
-                centres = state[0]
-                state, loss = secu_epoch(
-                    X, given, sample_weight, state, generator, **self._epoch_params()
-                )
-                loss_curve.append(loss)
-                move = torch.linalg.vector_norm(state[0] - centres, dim=1).max().item()
-                epochs.set_postfix(loss=f"{loss:.5g}", move=f"{move:.3g}")
-                n_small_moves = n_small_moves + 1 if move <= self.tol else 0
-                if not incremental and n_small_moves >= self.n_iter_no_change:
-                    converged = True
-                    break
+        Atomic (:func:`atomic_fit`): if anything raises, a ``KeyboardInterrupt``
+        included, the estimator keeps the attributes it had before the call.
+        """
+        with atomic_fit(self):
+            new = not (incremental and hasattr(self, "n_iter_"))
+            if not new:
+                self._check_continuation()
+            X = validate_features(self, X, reset=new)
+            if new:
+                check_n_samples(X, self.n_clusters)
+            if incremental:
+                random_state = persistent_random_state(self)
+            else:
+                random_state = check_random_state(self.random_state)
+            sample_weight = relative_sample_weight(sample_weight, X, X.dtype)
+            given = check_partial_labels(
+                y, X.shape[0], self.n_clusters, semi_supervised=self.semi_supervised
+            )
+            if new:
+                state = self._initial_state(X, given, sample_weight, random_state)
+            else:
+                state = self._fitted_state(X.dtype)
+            generator = torch_generator(random_state)
+
+            loss_curve = []
+            n_small_moves, converged = 0, False
+            epochs = tqdm(
+                range(1 if incremental else self.max_iter),
+                unit="epoch",
+                disable=not self.verbose,
+            )
+            with epochs:
+                for _ in epochs:
+                    centres = state[0]
+                    state, loss = secu_epoch(
+                        X,
+                        given,
+                        sample_weight,
+                        state,
+                        generator,
+                        **self._epoch_params(),
+                    )
+                    loss_curve.append(loss)
+                    moves = torch.linalg.vector_norm(state[0] - centres, dim=1)
+                    move = moves.max().item()
+                    epochs.set_postfix(loss=f"{loss:.5g}", move=f"{move:.3g}")
+                    n_small_moves = n_small_moves + 1 if move <= self.tol else 0
+                    if not incremental and n_small_moves >= self.n_iter_no_change:
+                        converged = True
+                        break
+            self._set_fitted(
+                X,
+                sample_weight,
+                state,
+                loss_curve,
+                converged,
+                incremental=incremental,
+                new=new,
+            )
+        return self
+
+    def _check_continuation(self):
+        """Check that ``partial_fit`` can continue from the fitted model."""
+        fitted = self.cluster_centers_.shape[0]
+        if self.n_clusters != fitted:
+            raise ValueError(
+                f"Training cannot continue with n_clusters={self.n_clusters!r} "
+                f"from a model fitted with n_clusters={fitted!r}; fit a new model "
+                "(call fit, or partial_fit on a clone)."
+            )
+
+    def _set_fitted(
+        self, X, sample_weight, state, loss_curve, converged, *, incremental, new
+    ):
+        """Set every fitted attribute from a training's end state; warn on it.
+
+        ``fit`` warns (ConvergenceWarning) if training stopped at ``max_iter``
+        and if the clustering is degenerate (:func:`_warn_degenerate`: empty
+        clusters, nearly uniform p); ``partial_fit`` does not, a single epoch
+        being no whole training.
+        """
         if not (incremental or converged):
             warnings.warn(
                 f"Training stopped at max_iter={self.max_iter} epochs while the "
                 f"centres still moved by more than tol={self.tol}; consider "
                 "increasing max_iter or decreasing dual_lr.",
                 ConvergenceWarning,
-                stacklevel=4,
+                stacklevel=_CALLER,
+            )
+        centres, lower_dual, upper_dual = state
+        log_probs = self._log_probs(X, centres, self.temperature)
+        labels = constrained_assignment(log_probs, lower_dual, upper_dual)
+        labels = labels.cpu().numpy()
+        if not incremental:
+            _warn_degenerate(
+                log_probs,
+                labels,
+                sample_weight,
+                gamma=0.0,
+                balance="lower_ratio",
+                stacklevel=_CALLER,
             )
         if incremental and not new:
             loss_curve = [*self.loss_curve_, *loss_curve]
-        self._set_state(state)
-        self.labels_ = self._predict(X, state)
+
+        self.cluster_centers_ = centres.cpu().numpy()
+        self.lower_dual_ = lower_dual.cpu().numpy()
+        self.upper_dual_ = upper_dual.cpu().numpy()
+        self._fitted_temperature = self.temperature
+        self.labels_ = labels
         self.n_iter_ = len(loss_curve)
         self.loss_curve_ = loss_curve
         self.converged_ = converged
-        return self
 
     def _initial_state(self, X, given, sample_weight, random_state):
         """Centres on k-means++ seeds of the normalized rows; zero duals.
@@ -533,12 +605,6 @@ class SeCuClustering(ClusterMixin, BaseEstimator):
             for array in (self.cluster_centers_, self.lower_dual_, self.upper_dual_)
         )
 
-    def _set_state(self, state):
-        centres, lower_dual, upper_dual = (t.cpu().numpy() for t in state)
-        self.cluster_centers_ = centres
-        self.lower_dual_ = lower_dual
-        self.upper_dual_ = upper_dual
-
     def _epoch_params(self):
         """The settings of :func:`secu_epoch`."""
         return {
@@ -553,28 +619,33 @@ class SeCuClustering(ClusterMixin, BaseEstimator):
         }
 
     @torch.no_grad()
-    def _log_probs(self, X, centres):
+    def _log_probs(self, X, centres, temperature):
         """ln p of all rows of X, computed batch by batch."""
         return torch.cat(
             [
                 cluster_log_probs(
                     _normalize(to_tensor(X[start:stop], like=centres)),
                     centres,
-                    self.temperature,
+                    temperature,
                 )
                 for start, stop in batch_bounds(X.shape[0], self.batch_size)
             ]
         )
 
-    def _predict(self, X, state):
-        centres, lower_dual, upper_dual = state
-        log_probs = self._log_probs(X, centres)
-        return constrained_assignment(log_probs, lower_dual, upper_dual).cpu().numpy()
+    def _inference(self, X):
+        """ln p of the fitted model on X, the validated X, the fitted duals.
 
-    def _validate_for_inference(self, X):
+        Only fitted values are used (the centres, the duals and the
+        temperature they were trained at), so that ``set_params`` after
+        ``fit`` does not change the predictions, as for KMeans.
+        """
         check_is_fitted(self)
         X = validate_features(self, X, reset=False)
-        return X, self._fitted_state(self.cluster_centers_.dtype)
+        centres, lower_dual, upper_dual = self._fitted_state(
+            self.cluster_centers_.dtype
+        )
+        log_probs = self._log_probs(X, centres, self._fitted_temperature)
+        return log_probs, X, (lower_dual, upper_dual)
 
     def predict(self, X):
         """Cluster of each sample, argmax_j ln p_ij + ρ_j − ρ'_j.
@@ -593,8 +664,8 @@ class SeCuClustering(ClusterMixin, BaseEstimator):
         labels : ndarray of shape (n_samples,)
             Index of the cluster each sample belongs to.
         """
-        X, state = self._validate_for_inference(X)
-        return self._predict(X, state)
+        log_probs, _, duals = self._inference(X)
+        return constrained_assignment(log_probs, *duals).cpu().numpy()
 
     def predict_proba(self, X):
         """Cluster probabilities p_ij = softmax_j(x_iᵀw_j / τ), eq. (3).
@@ -609,8 +680,8 @@ class SeCuClustering(ClusterMixin, BaseEstimator):
         probs : ndarray of shape (n_samples, n_clusters)
             Probability of each cluster for each sample; rows sum to one.
         """
-        X, (centres, _, _) = self._validate_for_inference(X)
-        return self._log_probs(X, centres).exp().cpu().numpy()
+        log_probs, _, _ = self._inference(X)
+        return log_probs.exp().cpu().numpy()
 
     def score(self, X, y=None, sample_weight=None):
         """Mean ln p_{i y_i} of the predicted clusters y = ``predict(X)``.
@@ -636,11 +707,8 @@ class SeCuClustering(ClusterMixin, BaseEstimator):
         score : float
             Mean log-probability of the predicted clusters.
         """
-        X, (centres, lower_dual, upper_dual) = self._validate_for_inference(X)
-        sample_weight = _check_sample_weight(
-            sample_weight, X, dtype=X.dtype, ensure_non_negative=True
-        )
-        log_probs = self._log_probs(X, centres)
-        labels = constrained_assignment(log_probs, lower_dual, upper_dual)
+        log_probs, X, duals = self._inference(X)
+        sample_weight = relative_sample_weight(sample_weight, X, X.dtype)
+        labels = constrained_assignment(log_probs, *duals)
         chosen = log_probs.gather(1, labels[:, None])[:, 0].cpu().numpy()
         return float(np.average(chosen, weights=sample_weight))

@@ -141,16 +141,20 @@ class ShallowTrainer(Trainer):
         return NeighborViews(neighbors, read, NEIGHBOR_DRAWS, views=self.views)
 
     def fitted_model(self, device):
-        """All fitted heads, in the fitted dtype, from the estimator's state."""
+        """All fitted heads, in the fitted dtype, from the estimator's state.
+
+        Built as they were fitted (kind of head, number of clusters), whatever
+        parameters were set since: those take effect at the next fit.
+        """
         estimator = self.estimator
-        if estimator.head != estimator._head_config["head"]:
-            raise ValueError(
-                f"head={estimator.head!r} differs from head="
-                f"{estimator._head_config['head']!r} of the fitted model; refit it."
-            )
         heads = nn.ModuleList()
         for saved in estimator._head_states:
-            head = self._make_head(estimator.n_features_in_)
+            head = make_head(
+                estimator._head_config["head"],
+                estimator.n_features_in_,
+                estimator._n_features_out,
+                estimator.temperature,  # a buffer of the state, loaded below
+            )
             state = {key: torch.tensor(value) for key, value in saved.items()}
             head.load_state_dict(state, assign=True)  # keeps the fitted dtype
             heads.append(head)
