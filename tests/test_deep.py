@@ -1,6 +1,7 @@
 """Deep mode: estimators that train a feature network through skorch."""
 
 import pickle
+import warnings
 
 import numpy as np
 import pytest
@@ -23,7 +24,7 @@ from skentropy import (
 )
 
 pytest.importorskip("skorch")
-from skorch.callbacks import Callback  # noqa: E402
+from skorch.callbacks import Callback, EarlyStopping  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
@@ -229,6 +230,68 @@ def test_early_stopping_on_the_training_loss(images):
     # no epoch improves by 10: stops after 1 + (n_iter_no_change + 1) epochs
     assert model.n_iter_ == 4
     assert model.converged_
+
+
+class _MarginRecorder(Callback):
+    """Records the fraction of γ that the margin term weighed in each epoch."""
+
+    def initialize(self):
+        self.scales_ = []
+        return self
+
+    def on_epoch_end(self, net, **kwargs):
+        self.scales_.append(net.criterion_.margin_scale)
+
+
+def _stopping_epoch(loss_curve, tol, n_iter_no_change, warmup_epochs=10):
+    """The epoch count at which the shallow trainer's rule stops, or None.
+
+    Written out here as the user guide states it: stop once the loss has not
+    been lower than the best minus tol for more than n_iter_no_change epochs,
+    counting afresh when the margin warm-up ends.
+    """
+    best, misses = np.inf, 0
+    for epoch, loss in enumerate(loss_curve):
+        if epoch == warmup_epochs:
+            best, misses = np.inf, 0
+        misses = misses + 1 if loss > best - tol else 0
+        best = min(best, loss)
+        if misses > n_iter_no_change:
+            return epoch + 1
+    return None
+
+
+def test_deep_mode_warms_the_margin_up_and_stops_by_the_shallow_rule(images):
+    X, _ = images
+    # No epoch improves by 1e9: without the restart at the end of the
+    # warm-up, training would stop after 1 + 13 epochs; with it, after 24.
+    params = dict(max_iter=40, tol=1e9, n_iter_no_change=12)
+    model = deep(callbacks=[("margin", _MarginRecorder())], **params).fit(X)
+    scales = dict(model.net_.callbacks_)["margin"].scales_
+    np.testing.assert_allclose(scales[:11], np.arange(11) / 10)
+    assert all(scale == 1.0 for scale in scales[10:])
+    assert model.n_iter_ == _stopping_epoch(model.loss_curve_, 1e9, 12) == 24
+    assert model.converged_
+    shallow = EntropyClustering(n_clusters=3, random_state=0, **params)
+    shallow.fit(X.reshape(len(X), -1))
+    assert shallow.n_iter_ == 24
+    # partial_fit continues the warm-up where the model is.
+    model = deep(callbacks=[("margin", _MarginRecorder())], max_iter=3).fit(X)
+    model.partial_fit(X)
+    assert dict(model.net_.callbacks_)["margin"].scales_ == [0.0, 0.1, 0.2, 0.3]
+
+
+def test_a_users_early_stopping_callback_still_stops_the_training(images):
+    """skorch's EarlyStopping stops by a KeyboardInterrupt: no interrupt of the fit."""
+    X, _ = images
+    stopping = EarlyStopping(
+        monitor="train_loss", patience=2, threshold=1e9, threshold_mode="abs"
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)  # it converged
+        model = deep(max_iter=30, callbacks=[("stop", stopping)]).fit(X)
+    assert model.n_iter_ == 3  # the first epoch, then two without improvement
+    assert model.predict(X).shape == (len(X),)
 
 
 def test_not_converged_warns(images):

@@ -20,6 +20,7 @@ from collections.abc import Mapping
 import numpy as np
 import torch
 from skorch import NeuralNet
+from skorch.callbacks import EarlyStopping
 from skorch.dataset import unpack_data
 from skorch.utils import to_tensor
 from torch import nn
@@ -147,6 +148,7 @@ class ClusteringCriterion(nn.Module):
     def __init__(self, loss=None):
         super().__init__()
         self.loss = loss
+        self.margin_scale = 1.0  # of the epoch, set by ClusteringNet
 
     def forward(self, log_probs, heads, sample_weight, labels=None):
         """The loss of each head, of shape (n_heads,).
@@ -171,6 +173,7 @@ class ClusteringCriterion(nn.Module):
                     head.margin_weight,
                     sample_weight,
                     labels=labels,
+                    margin_scale=self.margin_scale,
                     head=index,
                 )
                 for index, head in enumerate(heads)
@@ -180,6 +183,10 @@ class ClusteringCriterion(nn.Module):
 
 class Interrupted(BaseException):
     """A KeyboardInterrupt inside :meth:`ClusteringNet.fit_loop`, passed on."""
+
+
+class _StopTraining(Exception):
+    """Raised by :class:`ClusteringNet` when its training policy stops."""
 
 
 class ClusteringNet(NeuralNet):
@@ -217,6 +224,7 @@ class ClusteringNet(NeuralNet):
         )
         self.views = views
         self.generator = generator
+        self.policy = None  # the TrainingPolicy of a training, set by the trainer
 
     def set_loss(self, loss):
         """Train on ``loss`` from now on, keeping the optimizer's state.
@@ -229,18 +237,44 @@ class ClusteringNet(NeuralNet):
         self.initialize_criterion()
 
     def fit_loop(self, X, y=None, **fit_params):
-        """skorch's training loop, passing a KeyboardInterrupt on.
+        """skorch's training loop, stopped by the policy, passing Ctrl-C on.
 
-        skorch's ``partial_fit`` ends the training quietly on a
+        With a ``policy`` (:class:`~skentropy._estimators._training.TrainingPolicy`,
+        set by the trainer for one training), each epoch's margin term
+        weighs what the policy says, and training stops when the policy says
+        so. skorch's ``partial_fit`` ends the training quietly on a
         KeyboardInterrupt, keeping what was trained; an estimator's fit is
         atomic instead (it restores its previous state), so the interrupt
         leaves the loop as :class:`Interrupted`, which skorch does not catch,
-        and the trainer raises it again as a KeyboardInterrupt.
+        and the trainer raises it again as a KeyboardInterrupt. A
+        KeyboardInterrupt of a user's skorch
+        :class:`~skorch.callbacks.EarlyStopping` that ran out of patience
+        ends the training as in skorch.
         """
         try:
             return super().fit_loop(X, y, **fit_params)
+        except _StopTraining:
+            return self
         except KeyboardInterrupt as interrupt:
+            if any(_stopped_early(callback) for _, callback in self.callbacks_):
+                return self
             raise Interrupted from interrupt
+
+    def on_epoch_begin(self, net, **kwargs):
+        """Stop if the policy said so; the margin scale of the new epoch."""
+        policy = getattr(self, "policy", None)
+        if policy is not None and policy.stopped:
+            raise _StopTraining
+        super().on_epoch_begin(net, **kwargs)
+        if policy is not None:
+            self.criterion_.margin_scale = policy.begin_epoch()
+
+    def on_epoch_end(self, net, **kwargs):
+        """Hand the policy the epoch's loss: the lowest of the heads' means."""
+        super().on_epoch_end(net, **kwargs)
+        policy = getattr(self, "policy", None)
+        if policy is not None:
+            policy.end_epoch(float(epoch_head_losses(self.history[-1]).min()))
 
     def train_step(self, batch, **fit_params):
         """One optimizer step; none for a batch whose samples all weigh 0.
@@ -289,6 +323,18 @@ class ClusteringNet(NeuralNet):
             )
         self.history.record_batch("head_losses", head_losses.tolist())
         return loss
+
+
+def epoch_head_losses(epoch):
+    """Mean loss of each head over the batches of one epoch of the history."""
+    sizes = np.array([batch["train_batch_size"] for batch in epoch["batches"]])
+    head_losses = np.array([batch["head_losses"] for batch in epoch["batches"]])
+    return sizes @ head_losses / sizes.sum()
+
+
+def _stopped_early(callback):
+    """Whether ``callback`` is a skorch EarlyStopping that ran out of patience."""
+    return isinstance(callback, EarlyStopping) and callback.misses_ == callback.patience
 
 
 def even_batches(dataset, *, batch_size, generator, **kwargs):

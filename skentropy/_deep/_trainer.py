@@ -15,11 +15,21 @@ import functools
 import numpy as np
 import torch
 from sklearn.utils.validation import validate_data
-from skorch.callbacks import EarlyStopping, ProgressBar
+from skorch.callbacks import ProgressBar
 
-from skentropy._deep._net import ClusteringModule, ClusteringNet, Interrupted
+from skentropy._deep._net import (
+    ClusteringModule,
+    ClusteringNet,
+    Interrupted,
+    epoch_head_losses,
+)
 from skentropy._estimators._seeding import init_rows, init_size, seed_heads
-from skentropy._estimators._training import OPTIMIZERS, Trainer, TrainingResult
+from skentropy._estimators._training import (
+    OPTIMIZERS,
+    Trainer,
+    TrainingPolicy,
+    TrainingResult,
+)
 from skentropy._estimators._views import NEIGHBOR_DRAWS, NeighborViews, make_views
 from skentropy._prior import fixed_prior
 from skentropy._torch_utils import (
@@ -37,11 +47,11 @@ class DeepTrainer(Trainer):
     k-means++ on the features f_w of a random subset of X, as the shallow
     heads on X itself (but on f_w(X) as it is, without standardization).
     Each training continues the net's history and optimizer (``fit`` with
-    ``warm_start`` too); it stops early on the training loss by skorch's
-    :class:`~skorch.callbacks.EarlyStopping` with the estimators' rule. The
-    margin term weighs γ from the start (no warm-up), and targets of an
-    epoch (``_epoch_targets``) are not computed: SeLa refuses
-    ``schedule="full"`` with a module.
+    ``warm_start`` too). The margin warm-up and the stopping rule are those
+    of the shallow trainer (:class:`~skentropy._estimators._training.TrainingPolicy`,
+    applied by the net at each epoch); targets of an epoch
+    (``_epoch_targets``) are not computed: SeLa refuses ``schedule="full"``
+    with a module.
 
     With ``n_neighbors``, the views of each sample are the sample and two of
     its ``n_neighbors`` nearest neighbours (one if k = 1), each augmented by
@@ -81,9 +91,7 @@ class DeepTrainer(Trainer):
         estimator = self.estimator
         X, labels, sample_weight = data
         seed = random_state.randint(np.iinfo(np.int32).max)
-        callbacks = _default_callbacks(
-            estimator.n_iter_no_change, estimator.tol, estimator.verbose
-        )
+        callbacks = _default_callbacks(estimator.verbose)
         callbacks += copy.deepcopy(estimator.callbacks or [])
         net = ClusteringNet(
             ClusteringModule,
@@ -157,6 +165,10 @@ class DeepTrainer(Trainer):
         if neighbors is not None:
             read = functools.partial(_read_rows, X, net.device)
             net.views = NeighborViews(neighbors, read, NEIGHBOR_DRAWS, views=views)
+        estimator = self.estimator
+        net.policy = TrainingPolicy(
+            run, tol=estimator.tol, n_iter_no_change=estimator.n_iter_no_change
+        )
         try:
             with seeded_rng(seed, device):
                 net.partial_fit(inputs)
@@ -164,13 +176,14 @@ class DeepTrainer(Trainer):
             raise KeyboardInterrupt from None
         finally:
             net.views = views  # the fitted net_ holds no reference to X
+            policy, net.policy = net.policy, None
         head_losses = [
-            _epoch_head_losses(epoch) for epoch in list(net.history)[n_before:]
+            epoch_head_losses(epoch) for epoch in list(net.history)[n_before:]
         ]
         loss_curve = [float(losses.min()) for losses in head_losses]
-        return TrainingResult(
-            net, head_losses[-1], loss_curve, len(loss_curve) < run.epochs
-        )
+        # stopped by the policy, or by a user's callback (skorch's EarlyStopping)
+        stopped = policy.stopped or len(loss_curve) < run.epochs
+        return TrainingResult(net, head_losses[-1], loss_curve, stopped)
 
     def log_probs(self, model, X, head):
         """ln σ of one head for all samples of X, by batches in evaluation mode."""
@@ -207,38 +220,12 @@ def _features(net, X, batch_size):
         ).numpy()
 
 
-def _default_callbacks(n_iter_no_change, tol, verbose):
+def _default_callbacks(verbose):
     """The estimator's own skorch callbacks, as ``(name, callback)`` pairs.
 
-    Early stopping on the training loss with the estimators' rule (as
-    :class:`~sklearn.neural_network.MLPClassifier`: stop once the loss has
-    not improved by ``tol`` for more than ``n_iter_no_change`` epochs), and a
-    progress bar over the batches with ``verbose >= 2``; skorch prints its
-    table of epochs with ``verbose >= 1``.
+    A progress bar over the batches with ``verbose >= 2``; skorch prints its
+    table of epochs with ``verbose >= 1``. (The margin warm-up and the
+    stopping rule are the net's own, from the trainer's
+    :class:`~skentropy._estimators._training.TrainingPolicy`.)
     """
-    callbacks = [
-        (
-            "early_stopping",
-            EarlyStopping(
-                monitor="train_loss",
-                patience=n_iter_no_change + 1,
-                threshold=tol,
-                threshold_mode="abs",
-                sink=print if verbose else _silent,
-            ),
-        )
-    ]
-    if verbose >= 2:
-        callbacks.append(("progress_bar", ProgressBar()))
-    return callbacks
-
-
-def _silent(*args, **kwargs):
-    """A sink that prints nothing (a module function, so that nets pickle)."""
-
-
-def _epoch_head_losses(epoch):
-    """Mean loss of each head over the batches of one epoch of the history."""
-    sizes = np.array([batch["train_batch_size"] for batch in epoch["batches"]])
-    head_losses = np.array([batch["head_losses"] for batch in epoch["batches"]])
-    return sizes @ head_losses / sizes.sum()
+    return [("progress_bar", ProgressBar())] if verbose >= 2 else []

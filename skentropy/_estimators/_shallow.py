@@ -3,8 +3,8 @@
 Its mini-batch loop (:meth:`ShallowTrainer.train`) is the training of every
 estimator without a ``module``: epochs of shuffled mini-batches
 (:mod:`~skentropy._estimators._batching`), one optimizer step per batch on
-the sum of the heads' losses, early stopping on the training loss, and the
-warm-up of the margin term (:func:`~skentropy._estimators._training.margin_scale`).
+the sum of the heads' losses, with the margin warm-up and the stopping rule
+of :class:`~skentropy._estimators._training.TrainingPolicy`.
 """
 
 import functools
@@ -26,11 +26,10 @@ from skentropy._estimators._heads import input_standardization, make_head
 from skentropy._estimators._params import validate_features
 from skentropy._estimators._seeding import init_size, seed_heads
 from skentropy._estimators._training import (
-    MARGIN_WARMUP_EPOCHS,
     OPTIMIZERS,
     Trainer,
+    TrainingPolicy,
     TrainingResult,
-    margin_scale,
 )
 from skentropy._estimators._views import (
     NEIGHBOR_DRAWS,
@@ -68,10 +67,11 @@ class ShallowTrainer(Trainer):
     c·X; each starts from its own k-means++ seeds of X
     (:func:`~skentropy._estimators._seeding.seed_heads`).
 
-    The margin weight of a new model grows from 0 to γ over its first epochs
-    (:func:`~skentropy._estimators._training.margin_scale`), and the stopping
-    rule starts once it is whole; ``partial_fit`` continues the warm-up over
-    its calls, a warm-started ``fit`` trains with the whole γ. ``fit`` starts
+    The margin weight of a new model grows from 0 to γ over its first epochs,
+    and the stopping rule starts over once it is whole; ``partial_fit``
+    continues the warm-up over its calls, a warm-started ``fit`` trains with
+    the whole γ (:class:`~skentropy._estimators._training.TrainingPolicy`,
+    shared with deep mode). ``fit`` starts
     a new optimizer, ``partial_fit`` continues the fitted one's state (e.g.
     Adam's moments).
 
@@ -167,11 +167,11 @@ class ShallowTrainer(Trainer):
         )
 
     def train(self, model, data, loss, run, random_state, device):
-        """At most ``run.epochs`` epochs, stopped early as MLPClassifier does.
+        """At most ``run.epochs`` epochs, as the :class:`TrainingPolicy` has it.
 
         The training loss of an epoch is the lowest of the heads' mean
-        losses. Training stops once it has not been lower than the best so
-        far minus ``tol`` for more than ``n_iter_no_change`` epochs in a row.
+        losses; the policy weighs the margin term of each epoch (the warm-up)
+        and stops the training on it.
         """
         estimator = self.estimator
         heads = model.heads
@@ -181,15 +181,10 @@ class ShallowTrainer(Trainer):
             heads, estimator, estimator._optimizer_state if resume else None
         )
         loss = loss.to(parameter.dtype, parameter.device)
-        # the epoch (from 0) of the margin warm-up at which training starts
-        if run.new:
-            warmup_start = 0
-        elif run.incremental:
-            warmup_start = run.epochs_before
-        else:
-            warmup_start = None  # a warm-started fit: the whole margin
+        policy = TrainingPolicy(
+            run, tol=estimator.tol, n_iter_no_change=estimator.n_iter_no_change
+        )
         loss_curve = []
-        best_loss, n_no_improvement = np.inf, 0
         epochs = tqdm(
             range(run.epochs),
             desc=run.description,
@@ -197,24 +192,15 @@ class ShallowTrainer(Trainer):
             disable=not estimator.verbose,
         )
         with epochs:
-            for epoch in epochs:
-                scale = 1.0
-                if warmup_start is not None:
-                    if warmup_start + epoch == MARGIN_WARMUP_EPOCHS:
-                        best_loss, n_no_improvement = np.inf, 0  # the full loss
-                    scale = margin_scale(warmup_start + epoch)
+            for _ in epochs:
+                scale = policy.begin_epoch()
                 head_losses = self._run_epoch(model, data, loss, scale)
                 epoch_loss = float(head_losses.min())
                 loss_curve.append(epoch_loss)
                 epochs.set_postfix(loss=f"{epoch_loss:.5g}")
-                if epoch_loss > best_loss - estimator.tol:
-                    n_no_improvement += 1
-                else:
-                    n_no_improvement = 0
-                best_loss = min(best_loss, epoch_loss)
-                if n_no_improvement > estimator.n_iter_no_change:
-                    return TrainingResult(model, head_losses, loss_curve, True)
-        return TrainingResult(model, head_losses, loss_curve, False)
+                if policy.end_epoch(epoch_loss):
+                    break
+        return TrainingResult(model, head_losses, loss_curve, policy.stopped)
 
     def _run_epoch(self, model, data, loss, scale):
         """One pass over X in shuffled mini-batches; the mean loss of each head.

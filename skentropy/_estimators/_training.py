@@ -2,7 +2,9 @@
 
 An estimator's ``_fit`` hands a :class:`Trainer` the data (:class:`TrainingData`),
 the loss (:class:`TrainingLoss`) and what the call asks for (:class:`Run`),
-and gets a :class:`TrainingResult` back. Two trainers implement the interface:
+and gets a :class:`TrainingResult` back. Both trainers follow one
+:class:`TrainingPolicy` from epoch to epoch (the margin warm-up, the
+stopping rule). Two trainers implement the interface:
 
 - :class:`~skentropy._estimators._shallow.ShallowTrainer` trains the heads on
   the features X themselves, with its own mini-batch loop;
@@ -110,6 +112,72 @@ class TrainingResult(NamedTuple):
 
     converged: bool
     """Whether training stopped on the ``tol`` rule before ``Run.epochs``."""
+
+
+class TrainingPolicy:
+    """What changes from one epoch to the next, the same in both trainers.
+
+    - **The margin warm-up.** A new model's margin term weighs
+      :func:`margin_scale` · γ, growing over its first
+      ``MARGIN_WARMUP_EPOCHS`` epochs; ``partial_fit`` continues the
+      warm-up where the model is (its epochs so far); a warm-started ``fit``
+      weighs the whole γ from its first epoch.
+    - **The stopping rule**, as :class:`~sklearn.neural_network.MLPClassifier`
+      has it: training stops once the epoch's loss has not been lower than the
+      best so far minus ``tol`` for more than ``n_iter_no_change`` epochs in
+      a row. The rule starts over when the warm-up ends, because the loss
+      changes then (the whole margin term counts).
+
+    A trainer calls :meth:`begin_epoch` before each epoch and
+    :meth:`end_epoch` after it. (Targets of an epoch, ``_epoch_targets``,
+    are computed by the shallow trainer only: they need every sample
+    through the model at each epoch, which deep mode does not afford.)
+
+    Parameters
+    ----------
+    run : Run
+        What the call asks for.
+
+    tol : float
+        The improvement of the loss that counts.
+
+    n_iter_no_change : int
+        Epochs without such an improvement that are tolerated.
+    """
+
+    def __init__(self, run, *, tol, n_iter_no_change):
+        if run.new:
+            self._warmup_start = 0
+        elif run.incremental:
+            self._warmup_start = run.epochs_before
+        else:
+            self._warmup_start = None  # a warm-started fit: the whole margin
+        self.tol = tol
+        self.n_iter_no_change = n_iter_no_change
+        self.epoch = 0  # epochs of this run begun
+        self.stopped = False
+        self._best_loss, self._n_no_improvement = np.inf, 0
+
+    def begin_epoch(self):
+        """Start the next epoch; the fraction of γ its margin term weighs."""
+        scale = 1.0
+        if self._warmup_start is not None:
+            epoch = self._warmup_start + self.epoch
+            if epoch == MARGIN_WARMUP_EPOCHS:  # the full loss from now on
+                self._best_loss, self._n_no_improvement = np.inf, 0
+            scale = margin_scale(epoch)
+        self.epoch += 1
+        return scale
+
+    def end_epoch(self, loss):
+        """Record the training loss of the epoch; whether training stops."""
+        if loss > self._best_loss - self.tol:
+            self._n_no_improvement += 1
+        else:
+            self._n_no_improvement = 0
+        self._best_loss = min(self._best_loss, loss)
+        self.stopped = self._n_no_improvement > self.n_iter_no_change
+        return self.stopped
 
 
 class TrainingLoss:
