@@ -24,7 +24,7 @@ from torch import nn
 
 import skentropy
 from skentropy import SeCuClustering
-from skentropy._estimators import _secu
+from skentropy._estimators import _secu_steps
 from skentropy._estimators._training import TrainingLoss
 
 ESTIMATORS = [
@@ -320,7 +320,7 @@ def _interrupt_at(monkeypatch, Estimator, at):
     the list of its calls so far.
     """
     if Estimator is SeCuClustering:
-        owner, name = _secu, "dual_step"
+        owner, name = _secu_steps, "dual_step"
     else:
         owner, name = TrainingLoss, "__call__"
     original = getattr(owner, name)

@@ -15,9 +15,9 @@ from sklearn.metrics import adjusted_rand_score
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-import skentropy._estimators._secu as secu_module
+import skentropy._estimators._secu_steps as secu_module
 from skentropy import SeCuClustering
-from skentropy._estimators._secu import (
+from skentropy._estimators._secu_steps import (
     centre_sums,
     closed_form_centres,
     cluster_log_probs,

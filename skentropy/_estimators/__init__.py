@@ -13,8 +13,10 @@
 - ``_docstrings``: the docstring texts the estimators share;
 - the estimators: ``_self_labeling`` (EntropyClustering,
   CollisionCEClustering), ``_max_margin`` (MaxMarginEntropyClustering),
-  ``_baselines`` (MIGDClustering, SeLaClustering, MIADMClustering) and
-  ``_secu`` (SeCuClustering, on its own model).
+  the baselines ``_migd`` (MIGDClustering), ``_sela`` (SeLaClustering)
+  and ``_miadm`` (MIADMClustering), each with its loss; ``_secu``
+  (SeCuClustering, on its own model) with its training steps in
+  ``_secu_steps``.
 
 Where a change goes:
 
@@ -34,13 +36,11 @@ Where a change goes:
 - what ``fit`` stores: ``_BaseEntropyClustering._set_fitted`` only.
 """
 
-from skentropy._estimators._baselines import (
-    MIADMClustering,
-    MIGDClustering,
-    SeLaClustering,
-)
 from skentropy._estimators._max_margin import MaxMarginEntropyClustering
+from skentropy._estimators._miadm import MIADMClustering
+from skentropy._estimators._migd import MIGDClustering
 from skentropy._estimators._secu import SeCuClustering
+from skentropy._estimators._sela import SeLaClustering
 from skentropy._estimators._self_labeling import (
     CollisionCEClustering,
     EntropyClustering,
