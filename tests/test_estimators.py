@@ -57,7 +57,7 @@ def test_pipeline_with_scaler_and_pca(Estimator):
     pipeline = make_pipeline(
         StandardScaler(),
         PCA(n_components=32, random_state=0),
-        Estimator(n_clusters=10, random_state=0),
+        Estimator(n_clusters=10, n_heads=1, random_state=0),
     )
     labels = pipeline.fit_predict(X)
     assert adjusted_rand_score(y, labels) > 0.4
@@ -464,13 +464,11 @@ def kmeans_accuracy_on_digits(digits):
 @pytest.mark.slow
 @each_estimator
 def test_defaults_beat_kmeans_on_digits(Estimator, digits, kmeans_accuracy_on_digits):
+    """Each of two seeds beats the mean of K-means over five.
+
+    (The defaults lead by 15 to 20 points on standardized digits, README.)
+    """
     X, y = digits
-    accuracy = np.mean(
-        [
-            clustering_accuracy(
-                y, Estimator(n_clusters=10, random_state=seed).fit_predict(X)
-            )
-            for seed in range(5)
-        ]
-    )
-    assert accuracy >= kmeans_accuracy_on_digits
+    for seed in range(2):
+        labels = Estimator(n_clusters=10, random_state=seed).fit_predict(X)
+        assert clustering_accuracy(y, labels) >= kmeans_accuracy_on_digits
