@@ -3,7 +3,7 @@
 The solvers live in private modules: ``skentropy.pseudo_labels._sinkhorn``
 (SeLa's balanced hard labels, eq. 5) is checked against the marginals it must match and
 against POT; ``skentropy.pseudo_labels._forward_kl`` (MI-ADM's pseudo-labels, eq. 6)
-against the relative KKT residual of DESIGN.md and against cvxpy.
+against the KKT rule of docs/developer/pseudo_label_solvers.rst and cvxpy.
 """
 
 import pickle

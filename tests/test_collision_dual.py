@@ -1,4 +1,8 @@
-"""Tests of the exact collision solver ``skentropy.pseudo_labels._collision_dual``.
+"""Tests of the exact collision solver, the ``method="auto"`` chain.
+
+``solve_collision_auto`` of ``skentropy.pseudo_labels._methods`` chains
+Newton's method on the dual (``_collision_dual``), the interior point method
+(``_collision_interior``) and the Newton fallback (``_newton_fallback``).
 
 The solver is judged by the relative KKT residual of
 :func:`skentropy.pseudo_labels.kkt_residual` (the library's stopping rule) on a
@@ -16,7 +20,7 @@ import pytest
 import torch
 
 from skentropy.pseudo_labels import collision_ce_objective, kkt_residual
-from skentropy.pseudo_labels._collision_dual import solve_collision_dual
+from skentropy.pseudo_labels._methods import solve_collision_auto
 
 TOL = 1e-6
 REL_OBJECTIVE = 1e-6
@@ -81,7 +85,7 @@ def uniform_weights(n_samples):
 
 def solve_and_check(probs, weights, prior, fairness_weight, max_iter=100):
     """Solve, check the labels' shape and simplex rows, return (y, residual)."""
-    labels, n_iter, converged = solve_collision_dual(
+    labels, n_iter, converged = solve_collision_auto(
         probs, weights, prior, fairness_weight, tol=TOL, max_iter=max_iter
     )
     assert labels.shape == probs.shape
@@ -213,7 +217,7 @@ def test_many_classes_few_rows_and_a_tiny_fairness_weight(seed, scale, fairness_
     logits = scale * rng.standard_normal((4, 232))
     probs = np.exp(logits - logits.max(axis=1, keepdims=True))
     probs = torch.as_tensor(probs / probs.sum(axis=1, keepdims=True))
-    labels, n_iter, converged = solve_collision_dual(
+    labels, n_iter, converged = solve_collision_auto(
         probs,
         uniform_weights(4),
         make_prior("uniform", 232),
@@ -242,7 +246,7 @@ def test_peaked_rows_many_classes_weights_and_a_tiny_fairness_weight(seed):
     weights = rng.uniform(0.0, 2.0, 6)
     weights[0] = 1.0
     weights = torch.as_tensor(weights / weights.sum())
-    labels, n_iter, converged = solve_collision_dual(
+    labels, n_iter, converged = solve_collision_auto(
         probs, weights, make_prior("uniform", 201), 1e-4, tol=TOL, max_iter=1000
     )
     assert converged and n_iter <= 150
@@ -282,7 +286,7 @@ def test_sample_weights_with_zeros(fairness_weight):
 @pytest.mark.parametrize("n_samples", [1, 7, 250])
 def test_one_class(n_samples):
     probs = torch.ones(n_samples, 1, dtype=torch.float64)
-    labels, n_iter, converged = solve_collision_dual(
+    labels, n_iter, converged = solve_collision_auto(
         probs, uniform_weights(n_samples), torch.ones(1, dtype=torch.float64), 100.0
     )
     assert converged and n_iter == 0
@@ -295,7 +299,7 @@ def test_one_class(n_samples):
 )
 def test_zero_fairness_is_one_hot_at_argmax(kind, shape):
     probs = make_probs(kind, *shape, seed=7)
-    labels, n_iter, converged = solve_collision_dual(
+    labels, n_iter, converged = solve_collision_auto(
         probs, uniform_weights(shape[0]), make_prior("uniform", shape[1]), 0.0
     )
     assert converged and n_iter == 0
@@ -338,7 +342,7 @@ def test_identical_rows_share_labels():
 
 
 def test_sparse_solution_when_the_dual_is_smooth():
-    """Two classes: phase 1 ends at the exact, sparse optimum."""
+    """Two classes: the dual Newton method ends at the exact, sparse optimum."""
     probs = make_probs("soft", 10_000, 2, seed=9)
     labels, residual, converged = solve_and_check(
         probs, uniform_weights(10_000), make_prior("uniform", 2), 100.0
@@ -449,7 +453,7 @@ def test_cuda_matches_cpu():
     probs = make_probs("soft", 2000, 50, seed=12)
     prior = make_prior("uniform", 50)
     weights = uniform_weights(2000)
-    labels, _, converged = solve_collision_dual(
+    labels, _, converged = solve_collision_auto(
         probs.cuda(), weights.cuda(), prior.cuda(), 100.0
     )
     assert converged and labels.device.type == "cuda"

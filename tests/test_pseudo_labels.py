@@ -693,10 +693,12 @@ def test_kkt_residual_detects_non_optimal_labels():
 
 
 def test_kkt_residual_rejects_a_tiny_entry_that_should_be_large():
-    # DESIGN.md's example: the collision objective is 2.996 here against an
-    # optimum of 0.799, yet the complementarity y_ik (G_ik − μ_i) of every
-    # entry is at most 4e-12. The dual feasibility G_ik ≥ μ_i fails by O(1)
-    # on the entries at 1e-12; checked on exact zeros only it passed.
+    # The example of the KKT rule in the docs page "Design of the pseudo-label
+    # solvers" (docs/developer/pseudo_label_solvers.rst): the collision
+    # objective is 2.996 here against an optimum of 0.799, yet the
+    # complementarity y_ik (G_ik − μ_i) of every entry is at most 4e-12. The
+    # dual feasibility G_ik ≥ μ_i fails by O(1) on the entries at 1e-12;
+    # checked on exact zeros only it passed.
     probs = np.array([[0.9, 0.1], [0.1, 0.9]])
     labels = np.array([[1e-12, 1.0 - 1e-12], [1.0 - 1e-12, 1e-12]])
     problem = dict(fairness_weight=1.0)

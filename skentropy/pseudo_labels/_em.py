@@ -1,9 +1,12 @@
-"""EM steps for the pseudo-label problems and their SQUAREM acceleration.
+"""The papers' EM for the pseudo-label problems, accelerated by SQUAREM.
 
 Both pseudo-label problems share the E-step (entropy-clustering eq. 16,
 collision eq. 14) and differ in the M-step: a closed form for the reverse
 cross-entropy (entropy-clustering eq. 17) and a per-row one-dimensional root
 for the collision cross-entropy (collision eq. 16-17 and supplement C).
+:func:`run_em` is the EM method that the ``method`` chains of ``_methods``
+call: the M-steps, :func:`squarem` and, for the reverse cross-entropy where σ
+has exact zeros, the snapping of entries that EM cannot zero or revive.
 
 All functions here work on float64 torch tensors, vectorized over rows, and
 assume validated input: ``probs`` (N, K) rows on the simplex, ``weights``
@@ -14,7 +17,7 @@ import math
 
 import torch
 
-from skentropy.pseudo_labels._problem import combine_kkt_terms
+from skentropy.pseudo_labels._problem import combine_kkt_terms, scaled_gradient
 
 # Newton iterations of the collision M-step root; the iteration is monotone and
 # quadratic near the root, so this cap is only reached on pathological input.
@@ -22,6 +25,11 @@ _ROOT_MAX_ITER = 100
 # EM updates per convergence test of the plain reverse cross-entropy EM, as many
 # as a SQUAREM iteration makes.
 _UPDATES_PER_TEST = 3
+# Entries below this share of their row's largest entry may snap to zero.
+_SNAP_RELATIVE = 1e-3
+# Shares of a row's largest entry at which a zero entry that should gain mass
+# restarts, tried largest first.
+_REVIVE_SHARES = (1e-3, 1e-5, 1e-7, 1e-9)
 
 
 def weighted_mean(y, weights):
@@ -241,3 +249,79 @@ def squarem(em_map, objective, converged, y, max_iter, snap=None):
         if converged(y):
             return y, n_iter, True
     return y, max_iter, False
+
+
+def run_em(problem, loss, tol, y, max_iter):
+    """The papers' EM from y, accelerated by SQUAREM; returns (y, n_iter, converged).
+
+    ``problem`` is the validated input of a public function
+    (``_inputs.SolverInput``): its objective and KKT residual drive
+    :func:`squarem`. The reverse cross-entropy snaps entries
+    (:func:`_snap_candidates`) only where σ has exact zeros: elsewhere its
+    entries stay positive (y_ik ≥ σ_ik/(1 + Σ_c β_c y_ic) after every update),
+    and nothing can snap.
+    """
+    snap = None
+    if loss == "reverse" and bool((problem.probs == 0).any()):
+        snap = lambda y: _snap_candidates(problem, loss, y, tol)  # noqa: E731
+    return squarem(
+        _em_map(problem, loss),
+        lambda y: problem.objective(loss, y),
+        lambda y: bool(problem.kkt_residual(loss, y) <= tol),
+        y,
+        max_iter,
+        snap=snap,
+    )
+
+
+def _em_map(problem, loss):
+    """The EM update y ↦ M-step(E-step(y)) of ``problem`` for ``loss``."""
+    m_step = reverse_ce_m_step if loss == "reverse" else collision_ce_m_step
+
+    def em_step(y):
+        coef = fairness_coefficients(
+            y, problem.weights, problem.prior, problem.fairness_weight
+        )
+        return m_step(problem.probs, coef)
+
+    return em_step
+
+
+def _snap_candidates(problem, loss, y, tol):
+    """Candidates that zero the small entries whose KKT conditions say so.
+
+    An entry y_ik > 0 with G_ik > μ_i loses mass to its row at first order;
+    once it is below ``_SNAP_RELATIVE`` of its row's largest entry it is set
+    to zero (the row renormalized). The reverse cross-entropy keeps every
+    entry with σ_ik > 0 positive (log barrier), so only its σ_ik = 0 entries
+    may snap. Conversely a zero entry whose relative dual violation
+    μ_i − G_ik exceeds ``tol`` would gain mass, which EM's multiplicative
+    updates can never give it: it restarts at a share of its row's largest
+    entry. The optimal share may be far below ``_SNAP_RELATIVE`` (EM then
+    grows it only by a factor 1 + O(violation) per step), so candidates
+    with shares ``_SNAP_RELATIVE``, 1e-2 × that, ... are yielded, largest
+    first, for the caller to keep the first that does not hurt. Yields
+    nothing when nothing snaps.
+    """
+    # G_ik = N ∂E/∂y_ik, μ_i = Σ_k y_ik G_ik and max(1, |μ_i|)
+    grad = scaled_gradient(
+        loss,
+        problem.probs,
+        y,
+        problem.weights,
+        problem.fairness_weight * problem.prior,
+    )
+    mu = torch.where(y > 0, y * grad, 0.0).sum(dim=1, keepdim=True)
+    scale = mu.abs().clamp_min(1.0)
+    largest = y.amax(dim=1, keepdim=True)
+    floor = _SNAP_RELATIVE * largest
+    vanish = (y > 0) & (y < floor) & (grad - mu > _SNAP_RELATIVE * scale)
+    if loss == "reverse":
+        vanish &= problem.probs == 0
+    revive = (y == 0) & (mu - grad > min(tol, _SNAP_RELATIVE) * scale)
+    if not bool((vanish | revive).any()):
+        return
+    shares = _REVIVE_SHARES if bool(revive.any()) else _REVIVE_SHARES[:1]
+    for share in shares:
+        snapped = torch.where(vanish, 0.0, torch.where(revive, share * largest, y))
+        yield snapped / snapped.sum(dim=1, keepdim=True)

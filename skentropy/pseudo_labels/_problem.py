@@ -1,8 +1,9 @@
 """Pieces shared by the pseudo-label solvers: objective, gradient, KKT rule, SPD solves.
 
-The two pseudo-label problems of :mod:`skentropy.pseudo_labels` (DESIGN.md,
-"Pseudo-label problems and how their solvers are judged"), with row weights w
-summing to one, ȳ = Σ_i w_i y_i, target proportions u and fairness weight λ:
+The two pseudo-label problems of :mod:`skentropy.pseudo_labels` (the docs page
+"Design of the pseudo-label solvers", ``docs/developer/pseudo_label_solvers.rst``),
+with row weights w summing to one, ȳ = Σ_i w_i y_i, target proportions u and
+fairness weight λ:
 
 reverse cross-entropy (entropy-clustering-kmeans-svm eq. 14)
     E(y)  = −Σ_i w_i Σ_k σ_ik ln y_ik − λ Σ_k u_k ln ȳ_k
@@ -46,7 +47,7 @@ def fairness_gradient(y_bar, scaled_prior):
 
 
 def scaled_gradient(loss, probs, y, weights, scaled_prior):
-    """G_ik = ∂E/∂y_ik / w_i, the gradient in the scale of one row (DESIGN.md).
+    """G_ik = ∂E/∂y_ik / w_i, the gradient in the scale of one row.
 
     With uniform weights G = N ∂E/∂y: O(1) for the cross-entropy part and
     O(λ) for the fairness part,
@@ -95,7 +96,10 @@ def objective(loss, probs, y, weights, scaled_prior):
 
 
 def relative_kkt_residual(y, grad, weights=None, mu=None):
-    """The sound relative KKT residual of DESIGN.md for rows on the simplex.
+    """The sound relative KKT residual for rows on the simplex.
+
+    The KKT rule of the docs page "Design of the pseudo-label solvers"
+    (``docs/developer/pseudo_label_solvers.rst``).
 
     With the per-row scaled gradient G_ik (``grad``, see
     :func:`scaled_gradient`) and μ_i = Σ_k y_ik G_ik, the residual is ::
