@@ -44,7 +44,7 @@ iteration as :func:`structured_newton`, but each Newton system is solved
 differently here: a null-space method in scaled coordinates with the
 fairness coupling in balanced form (``_NewtonSystem``), where the library
 eliminates the row blocks by Sherman–Morrison and a Schur complement;
-``tests/test_newton_fallback.py`` checks both against a dense solve of the
+``tests/pseudo_labels/test_newton_fallback.py`` checks both against a dense solve of the
 same equations. No library module imports this one.
 """
 

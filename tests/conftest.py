@@ -11,7 +11,7 @@ from sklearn.preprocessing import StandardScaler
 
 # Hypothesis profiles, chosen with the HYPOTHESIS_PROFILE environment variable:
 # "ci" (default) runs few examples, always the same ones; "nightly" many
-# random ones (tests/test_robustness.py also draws larger problems then).
+# random ones (tests/estimators/test_robustness.py also draws larger problems then).
 # Tests that set their own max_examples keep it.
 settings.register_profile("ci", max_examples=20, deadline=None, derandomize=True)
 settings.register_profile("nightly", max_examples=200, deadline=None)

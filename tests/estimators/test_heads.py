@@ -1,14 +1,12 @@
 """The heads: Norm-FC (``head="normfc"``) and several heads at once (``n_heads``)."""
 
 import pickle
-import warnings
 
 import numpy as np
 import pytest
 import torch
 from numpy.testing import assert_allclose, assert_array_equal
 from scipy.special import softmax
-from sklearn.exceptions import ConvergenceWarning
 
 from skentropy import (
     CollisionCEClustering,
@@ -18,22 +16,7 @@ from skentropy import (
 )
 from skentropy.metrics import clustering_accuracy
 
-ESTIMATORS = [EntropyClustering, CollisionCEClustering, MaxMarginEntropyClustering]
-each_estimator = pytest.mark.parametrize(
-    "Estimator", ESTIMATORS, ids=lambda Estimator: Estimator.__name__
-)
-
-
-def make_fast(Estimator, **params):
-    """A quick-to-fit instance for 10 clusters: few epochs, a fixed seed."""
-    return Estimator(**{"n_clusters": 10, "max_iter": 10, "random_state": 0, **params})
-
-
-def fit_quietly(estimator, *args, **kwargs):
-    """Fit, ignoring the ConvergenceWarning of deliberately short trainings."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        return estimator.fit(*args, **kwargs)
+from helpers import each_paper_estimator, fit_quietly, make_fast
 
 
 def normfc_logits(X, projection_coef, projection_intercept, prototypes, temperature):
@@ -55,7 +38,7 @@ def standardized(X, state, prefix=""):
 # --- Norm-FC -----------------------------------------------------------------
 
 
-@each_estimator
+@each_paper_estimator
 @pytest.mark.parametrize("temperature", [0.1, 0.5])
 def test_normfc_logits_are_cosines_to_unit_prototypes_over_temperature(
     Estimator, digits, temperature
@@ -84,7 +67,7 @@ def test_normfc_logits_are_cosines_to_unit_prototypes_over_temperature(
     assert not hasattr(estimator, "intercept_")
 
 
-@each_estimator
+@each_paper_estimator
 def test_normfc_prototypes_stay_fixed_during_training(Estimator, digits):
     X, _ = digits
     one_head = {"head": "normfc", "n_heads": 1}
@@ -132,7 +115,7 @@ def test_normfc_margin_term_acts_on_the_projection(digits):
     assert estimator.score(X) == pytest.approx(-expected.item(), rel=1e-6)
 
 
-@each_estimator
+@each_paper_estimator
 def test_normfc_clusters_digits(Estimator, digits):
     X, y = digits
     estimator = fit_quietly(make_fast(Estimator, head="normfc", max_iter=30), X)
@@ -194,7 +177,7 @@ def test_refit_with_another_head_replaces_the_fitted_attributes(digits):
 # --- several heads -------------------------------------------------------------
 
 
-@each_estimator
+@each_paper_estimator
 @pytest.mark.parametrize("head", ["linear", "normfc"])
 def test_n_heads_keeps_the_head_with_the_lowest_loss(Estimator, digits, head):
     X, _ = digits

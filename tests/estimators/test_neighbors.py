@@ -19,30 +19,15 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.neighbors import NearestNeighbors
 
 from skentropy import (
-    CollisionCEClustering,
     EntropyClustering,
     MaxMarginEntropyClustering,
-    MIADMClustering,
-    MIGDClustering,
-    SeLaClustering,
 )
 from skentropy._estimators import _neighbors, _training, _views
 from skentropy._estimators._neighbors import nearest_neighbors
 
+from helpers import SmallNet, by_name, each_softmax_estimator, make_images
+
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
-
-SOFTMAX_ESTIMATORS = [
-    EntropyClustering,
-    CollisionCEClustering,
-    MaxMarginEntropyClustering,
-    MIGDClustering,
-    SeLaClustering,
-    MIADMClustering,
-]
-
-
-def by_name(Estimator):
-    return Estimator.__name__
 
 
 def brute_force_neighbors(X, n_neighbors, candidates=None):
@@ -186,7 +171,7 @@ def test_fit_with_neighbors_on_a_memmap_copies_no_x(tmp_path):
 # -- both trainers train on neighbour views ---------------------------------
 
 
-@pytest.mark.parametrize("Estimator", SOFTMAX_ESTIMATORS, ids=by_name)
+@each_softmax_estimator
 def test_shallow_trainer_uses_neighbor_views(Estimator, monkeypatch):
     X, _ = blobs()
     spy = ViewsSpy(monkeypatch)
@@ -215,8 +200,6 @@ def test_shallow_trainer_uses_neighbor_views(Estimator, monkeypatch):
 
 def test_deep_trainer_uses_neighbor_and_augmented_views(monkeypatch):
     pytest.importorskip("skorch")
-    from test_deep import SmallNet, make_images
-
     X, _ = make_images(n_per_class=20)
     spy = ViewsSpy(monkeypatch)
     model = EntropyClustering(
@@ -249,8 +232,6 @@ def test_deep_trainer_uses_neighbor_and_augmented_views(monkeypatch):
 
 def test_deep_trainer_without_augmentation():
     pytest.importorskip("skorch")
-    from test_deep import SmallNet, make_images
-
     X, y = make_images(n_per_class=20)
     params = dict(module=SmallNet, batch_size=30, max_iter=2, random_state=0)
     model = EntropyClustering(3, n_neighbors=3, **params).fit(X)
@@ -330,7 +311,7 @@ def test_deterministic_under_random_state(Estimator, monkeypatch):
     )
 
 
-@pytest.mark.parametrize("Estimator", SOFTMAX_ESTIMATORS, ids=by_name)
+@each_softmax_estimator
 def test_bad_n_neighbors(Estimator):
     X, _ = blobs(n_samples=30)
     with pytest.raises(ValueError, match="n_neighbors"):

@@ -1,7 +1,7 @@
 """Tests of the library's last-resort pseudo-label solver, ``_newton_fallback``.
 
 The public solvers of :mod:`skentropy.pseudo_labels` call it where their duals
-have kinks and are judged in ``tests/test_pseudo_labels.py``; here it is run
+have kinks and are judged in ``tests/pseudo_labels/test_api.py``; here it is run
 alone on such problems and judged by the library's KKT rule
 (:func:`skentropy.pseudo_labels.kkt_residual`) and by the objective that the
 independent reference solver (``skentropy._reference_solvers``) reaches. The

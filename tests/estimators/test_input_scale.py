@@ -12,40 +12,15 @@ from sklearn.metrics import adjusted_rand_score
 from sklearn.preprocessing import normalize
 
 from skentropy import (
-    CollisionCEClustering,
     EntropyClustering,
-    MaxMarginEntropyClustering,
-    MIADMClustering,
-    MIGDClustering,
-    SeLaClustering,
 )
 from skentropy.metrics import clustering_accuracy
 
-SOFTMAX_ESTIMATORS = [
-    EntropyClustering,
-    CollisionCEClustering,
-    MaxMarginEntropyClustering,
-    MIGDClustering,
-    SeLaClustering,
-    MIADMClustering,
-]
-each_softmax_estimator = pytest.mark.parametrize(
-    "Estimator", SOFTMAX_ESTIMATORS, ids=lambda Estimator: Estimator.__name__
-)
-DEFAULT_ESTIMATORS = [
-    EntropyClustering,
-    CollisionCEClustering,
-    MaxMarginEntropyClustering,
-]
-each_default_estimator = pytest.mark.parametrize(
-    "Estimator", DEFAULT_ESTIMATORS, ids=lambda Estimator: Estimator.__name__
-)
+from helpers import each_paper_estimator, each_softmax_estimator, fit_quietly
 
 
 def fit_labels(estimator, X):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        return estimator.fit(X).labels_
+    return fit_quietly(estimator, X).labels_
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +57,7 @@ def test_same_clustering_for_translated_x(Estimator, blobs):
     assert adjusted_rand_score(reference, moved) > 0.99
 
 
-@each_default_estimator
+@each_paper_estimator
 def test_same_clustering_for_scaled_float32_digits(Estimator, digits):
     X = np.asarray(digits[0], dtype=np.float32)
     reference = fit_labels(Estimator(10, max_iter=30, random_state=0), X)
@@ -120,7 +95,7 @@ def test_fitted_linear_head_acts_on_the_features(Estimator, blobs):
     np.testing.assert_allclose(estimator.predict_proba(X), expected, rtol=1e-6)
 
 
-@each_default_estimator
+@each_paper_estimator
 def test_no_collapse_on_unit_norm_rows(Estimator, unit_digits):
     """Unit-norm rows in 64 dimensions: all 10 clusters used, and meaningful.
 
@@ -157,7 +132,7 @@ def test_no_warning_for_empty_zero_weight_rows(blobs):
     assert len(np.unique(estimator.labels_[:-1])) == 5
 
 
-@each_default_estimator
+@each_paper_estimator
 def test_initial_predictions_have_nine_tenths_of_the_largest_entropy(
     Estimator, blobs, unit_digits
 ):
@@ -178,7 +153,7 @@ def test_initial_predictions_have_nine_tenths_of_the_largest_entropy(
         np.testing.assert_allclose(probs.mean(axis=0), 1 / n_clusters, rtol=1e-3)
 
 
-@each_default_estimator
+@each_paper_estimator
 def test_a_new_model_starts_with_the_prior_as_mean_prediction(Estimator, blobs):
     """Every cluster starts with its share u_k, even a seed far from the data.
 
@@ -211,7 +186,7 @@ def test_margin_weight_grows_from_zero_over_the_first_epochs(Estimator, blobs):
     np.testing.assert_array_equal(streamed.coef_, coef_after(1, 0.0))
 
 
-@each_default_estimator
+@each_paper_estimator
 def test_nearly_uniform_predictions_warn(Estimator, blobs):
     """A margin weight that flattens σ everywhere is a trivial model: it warns."""
     estimator = Estimator(n_clusters=5, gamma=1e3, max_iter=15, random_state=0)

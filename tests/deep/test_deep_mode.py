@@ -14,37 +14,23 @@ from torch import nn
 
 from skentropy import (
     VGG4,
-    CollisionCEClustering,
     EntropyClustering,
-    MaxMarginEntropyClustering,
-    MIADMClustering,
-    MIGDClustering,
     SeLaClustering,
     SelfAugmentation,
+)
+
+from helpers import (
+    SmallNet,
+    best_params_by_split_scores,
+    by_name,
+    each_softmax_estimator,
+    make_images,
 )
 
 pytest.importorskip("skorch")
 from skorch.callbacks import Callback, EarlyStopping  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
-
-
-class SmallNet(nn.Module):
-    """A tiny convolutional feature network for 8×8 images."""
-
-    def __init__(self, input_shape=(1, 8, 8), width=4):
-        super().__init__()
-        self.input_shape = input_shape
-        self.width = width
-        self.layers = nn.Sequential(
-            nn.Conv2d(input_shape[0], width, 3, padding=1),
-            nn.BatchNorm2d(width),
-            nn.ReLU(),
-            nn.AdaptiveAvgPool2d(2),
-        )
-
-    def forward(self, X):
-        return self.layers(X)
 
 
 class Exploding(nn.Module):
@@ -56,16 +42,6 @@ class Exploding(nn.Module):
 
     def forward(self, X):
         return X.flatten(1) * self.scale * 1e30 * 1e30
-
-
-def make_images(n_per_class=60, channels=1, seed=0):
-    """Three classes of noisy 8×8 images: bright top, bright bottom, dark."""
-    rng = np.random.default_rng(seed)
-    X = rng.normal(scale=0.3, size=(3 * n_per_class, channels, 8, 8))
-    X[:n_per_class, :, :4] += 2.0
-    X[n_per_class : 2 * n_per_class, :, 4:] += 2.0
-    y = np.repeat(np.arange(3), n_per_class)
-    return X.astype(np.float32), y
 
 
 def deep(estimator=EntropyClustering, **params):
@@ -112,20 +88,10 @@ def test_clusters_easy_images(images):
     assert adjusted_rand_score(y, model.labels_) > 0.9
 
 
-@pytest.mark.parametrize(
-    "estimator",
-    [
-        EntropyClustering,
-        CollisionCEClustering,
-        MaxMarginEntropyClustering,
-        MIGDClustering,
-        SeLaClustering,
-        MIADMClustering,
-    ],
-)
-def test_every_estimator_trains_a_module(estimator, images):
+@each_softmax_estimator
+def test_every_estimator_trains_a_module(Estimator, images):
     X, _ = images
-    model = deep(estimator, max_iter=2).fit(X)
+    model = deep(Estimator, max_iter=2).fit(X)
     assert set(np.unique(model.predict(X))) <= {0, 1, 2}
     assert hasattr(model, "net_")
 
@@ -172,7 +138,11 @@ def test_grid_search_over_module_params(images):
         scoring="adjusted_rand_score",
         cv=2,
     ).fit(X, y)
-    assert search.best_params_["module__width"] in (2, 4)
+    assert search.best_params_ == best_params_by_split_scores(search)
+    # the chosen width reached the network: 4 pooled positions per channel
+    width = search.best_params_["module__width"]
+    assert search.best_estimator_.net_.module_.backbone.width == width
+    assert search.best_estimator_.coef_.shape == (3, 4 * width)
 
 
 def test_module_instance_is_not_trained_in_place(images):
@@ -454,10 +424,10 @@ def test_vgg4_with_self_augmentation_on_small_images():
     np.testing.assert_array_equal(restored.predict(X), model.labels_)
 
 
-@pytest.mark.parametrize("estimator", [EntropyClustering, SeLaClustering])
-def test_estimated_prior_in_deep_mode(estimator, images):
+@pytest.mark.parametrize("Estimator", [EntropyClustering, SeLaClustering], ids=by_name)
+def test_estimated_prior_in_deep_mode(Estimator, images):
     X, y = images
-    model = deep(estimator, prior="auto", max_iter=15, lr=3e-2).fit(X)
+    model = deep(Estimator, prior="auto", max_iter=15, lr=3e-2).fit(X)
     assert model.prior_.shape == (3,)
     assert model.prior_.sum() == pytest.approx(1.0)
     # three equal classes: the estimate stays near equal shares

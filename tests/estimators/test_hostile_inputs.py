@@ -10,34 +10,28 @@ for bit.
 """
 
 import pickle
-import warnings
 
 import numpy as np
 import pandas as pd
 import pytest
 import scipy.sparse as sp
-from sklearn.base import ClusterMixin, clone
+from sklearn.base import clone
 from sklearn.datasets import make_blobs
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
 from sklearn.metrics import adjusted_rand_score
 from torch import nn
 
-import skentropy
 from skentropy import SeCuClustering
 from skentropy._estimators import _secu_steps
 from skentropy._estimators._training import TrainingLoss
 
-ESTIMATORS = [
-    obj
-    for obj in map(vars(skentropy).get, skentropy.__all__)
-    if isinstance(obj, type) and issubclass(obj, ClusterMixin)
-]
-SOFTMAX = [Estimator for Estimator in ESTIMATORS if Estimator is not SeCuClustering]
-each_estimator = pytest.mark.parametrize(
-    "Estimator", ESTIMATORS, ids=lambda Estimator: Estimator.__name__
-)
-each_softmax = pytest.mark.parametrize(
-    "Estimator", SOFTMAX, ids=lambda Estimator: Estimator.__name__
+from helpers import (
+    ESTIMATORS,
+    SOFTMAX_ESTIMATORS,
+    each_estimator,
+    each_softmax_estimator,
+    fit_quietly,
+    make_fast,
 )
 
 X, Y = make_blobs(300, n_features=4, centers=3, random_state=0)
@@ -46,14 +40,7 @@ X.setflags(write=False)
 
 def make(Estimator, **params):
     """A quick instance for the three blobs."""
-    return Estimator(**{"n_clusters": 3, "max_iter": 5, "random_state": 0, **params})
-
-
-def fit_quietly(estimator, *args, **kwargs):
-    """Fit, ignoring the ConvergenceWarning of the deliberately short fits."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        return estimator.fit(*args, **kwargs)
+    return make_fast(Estimator, **{"n_clusters": 3, "max_iter": 5, **params})
 
 
 def snapshot(estimator, X=X):
@@ -138,7 +125,7 @@ def test_bad_n_clusters_is_refused_by_name(Estimator, value):
         make(Estimator, n_clusters=value).fit(X)
 
 
-@each_softmax
+@each_softmax_estimator
 @pytest.mark.parametrize(
     "prior, message",
     [
@@ -391,7 +378,7 @@ def test_interrupt_leaves_the_estimator_as_it_was(
 
 
 @pytest.mark.parametrize(
-    "Estimator, how", [case for case in CASES if case.values[0] in SOFTMAX]
+    "Estimator, how", [case for case in CASES if case.values[0] in SOFTMAX_ESTIMATORS]
 )
 def test_interrupt_leaves_a_deep_estimator_as_it_was(
     Estimator, how, monkeypatch, global_random_seed

@@ -19,14 +19,12 @@ import torch
 from hypothesis import example, given
 from hypothesis import strategies as st
 from numpy.testing import assert_allclose, assert_array_equal
-from sklearn.base import ClusterMixin
 from sklearn.datasets import make_blobs
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import adjusted_rand_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-import skentropy
 from skentropy import losses
 from skentropy.pseudo_labels import (
     collision_ce_labels,
@@ -35,6 +33,8 @@ from skentropy.pseudo_labels import (
     reverse_ce_labels,
     reverse_ce_objective,
 )
+
+from helpers import ESTIMATORS, each_estimator, fit_quietly
 
 NIGHTLY = os.environ.get("HYPOTHESIS_PROFILE") == "nightly"
 MAX_ENTRIES = 200_000 if NIGHTLY else 20_000  # cap on N·K of a problem
@@ -46,17 +46,7 @@ OBJECTIVES = {"reverse": reverse_ce_objective, "collision": collision_ce_objecti
 METHOD_TOL = {"auto": 1e-6, "em": 1e-2}
 WARM_START_MIX = 1e-2  # the solvers' warm start (1 − ε)σ + ε/K
 
-# every exported estimator
-ESTIMATORS = [
-    obj
-    for obj in map(vars(skentropy).get, skentropy.__all__)
-    if isinstance(obj, type) and issubclass(obj, ClusterMixin)
-]
 CENTERS = [[0, 4], [4, -2], [-4, -2]]
-
-
-def by_name(Estimator):
-    return Estimator.__name__
 
 
 # --------------------------------------------------------------------------
@@ -335,13 +325,6 @@ def blobs(n_samples=300, random_state=0):
     return make_blobs(n_samples=n_samples, centers=CENTERS, random_state=random_state)
 
 
-def fit_quietly(estimator, X, **kwargs):
-    """Fit, ignoring the ConvergenceWarning of deliberately short trainings."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        return estimator.fit(X, **kwargs)
-
-
 def assert_sensible_fit(estimator, X, n_clusters):
     """Valid labels, finite probabilities on the simplex, predict agrees."""
     labels = estimator.labels_
@@ -374,7 +357,7 @@ def degenerate_data():
 
 
 @pytest.mark.parametrize("case", list(degenerate_data()))
-@pytest.mark.parametrize("Estimator", ESTIMATORS, ids=by_name)
+@each_estimator
 def test_degenerate_data_gives_a_sensible_fit(Estimator, case):
     X, n_clusters = degenerate_data()[case]
     estimator = Estimator(n_clusters=n_clusters, max_iter=5, random_state=0)
@@ -384,7 +367,7 @@ def test_degenerate_data_gives_a_sensible_fit(Estimator, case):
 
 @pytest.mark.parametrize("scale", [1e-8, 1e8])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("Estimator", ESTIMATORS, ids=by_name)
+@each_estimator
 def test_huge_and_tiny_feature_scales(Estimator, scale, dtype):
     X, y = blobs()
     X = (X * scale).astype(dtype)
@@ -401,7 +384,7 @@ def test_huge_and_tiny_feature_scales(Estimator, scale, dtype):
     assert adjusted_rand_score(y, labels) > 0.9
 
 
-@pytest.mark.parametrize("Estimator", ESTIMATORS, ids=by_name)
+@each_estimator
 def test_values_whose_squares_overflow_raise_a_clear_error(Estimator):
     X, _ = blobs(n_samples=60)
     for huge in (X * 1e200, (X * 1e30).astype(np.float32)):
@@ -412,7 +395,7 @@ def test_values_whose_squares_overflow_raise_a_clear_error(Estimator):
         estimator.predict(X * 1e200)
 
 
-@pytest.mark.parametrize("Estimator", ESTIMATORS, ids=by_name)
+@each_estimator
 def test_int_and_bool_input(Estimator):
     X, y = blobs()
     for data in (np.round(X).astype(np.int64), X.astype(np.int8), X > 0):
@@ -424,7 +407,7 @@ def test_int_and_bool_input(Estimator):
             assert adjusted_rand_score(y, estimator.labels_) > 0.9
 
 
-@pytest.mark.parametrize("Estimator", ESTIMATORS, ids=by_name)
+@each_estimator
 def test_sparse_input_raises_a_clear_error(Estimator):
     X, _ = blobs(n_samples=60)
     for sparse in (sp.csr_matrix(X), sp.csr_array(X), sp.coo_matrix(X)):
@@ -435,7 +418,7 @@ def test_sparse_input_raises_a_clear_error(Estimator):
         estimator.predict(sp.csr_matrix(X))
 
 
-@pytest.mark.parametrize("Estimator", ESTIMATORS, ids=by_name)
+@each_estimator
 def test_invalid_sample_weight_raises_a_clear_error(Estimator):
     X, _ = blobs(n_samples=60)
     estimator = Estimator(n_clusters=3, max_iter=2)
@@ -449,7 +432,7 @@ def test_invalid_sample_weight_raises_a_clear_error(Estimator):
             estimator.fit(X, sample_weight=weight)
 
 
-@pytest.mark.parametrize("Estimator", ESTIMATORS, ids=by_name)
+@each_estimator
 def test_pandas_input_with_feature_names(Estimator):
     pd = pytest.importorskip("pandas")
     X, _ = blobs()
@@ -480,7 +463,7 @@ def test_pandas_input_with_feature_names(Estimator):
 
 
 @pytest.mark.parametrize("fit_dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("Estimator", ESTIMATORS, ids=by_name)
+@each_estimator
 def test_pickle_round_trip_across_float32_and_float64(Estimator, fit_dtype):
     X, _ = blobs()
     estimator = fit_quietly(

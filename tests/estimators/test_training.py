@@ -4,7 +4,6 @@ partition of the rows when they are sorted, so that the order of the rows never
 changes the clustering; it trains on one torch thread and restores the
 caller's setting; σ is averaged over the views of each row."""
 
-import warnings
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -12,20 +11,13 @@ import pytest
 import torch
 from numpy.testing import assert_array_equal
 from sklearn.datasets import make_blobs
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import adjusted_rand_score
 
 from skentropy import (
-    CollisionCEClustering,
     EntropyClustering,
-    MaxMarginEntropyClustering,
 )
 
-ESTIMATORS = [EntropyClustering, CollisionCEClustering, MaxMarginEntropyClustering]
-
-
-def by_name(Estimator):
-    return Estimator.__name__
+from helpers import each_paper_estimator, fit_quietly, make_fast
 
 
 @pytest.fixture(scope="module")
@@ -36,13 +28,10 @@ def blobs():
 
 
 def fit_labels(Estimator, X):
-    estimator = Estimator(n_clusters=5, max_iter=10, random_state=0)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        return estimator.fit(X).labels_
+    return fit_quietly(make_fast(Estimator, n_clusters=5), X).labels_
 
 
-@pytest.mark.parametrize("Estimator", ESTIMATORS, ids=by_name)
+@each_paper_estimator
 def test_rows_sorted_by_cluster_cluster_as_well_as_shuffled_rows(Estimator, blobs):
     # Contiguous batches of rows sorted by cluster would hold one cluster
     # each, and the fairness term would split it (ARI 0.3 to 0.7 here).

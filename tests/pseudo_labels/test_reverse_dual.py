@@ -2,7 +2,7 @@
 
 ``skentropy.pseudo_labels._reverse_dual`` is a private module: the public
 :func:`skentropy.pseudo_labels.reverse_ce_labels` calls it after SQUAREM-EM
-and is judged by ``tests/test_pseudo_labels.py``. Here its pieces are checked
+and is judged by ``tests/pseudo_labels/test_api.py``. Here its pieces are checked
 against their definitions: each row solution against the KKT conditions of
 its row problem, the label Jacobian and the dual gradient against finite
 differences, and the whole method on the problems it exists for (large N or λ).

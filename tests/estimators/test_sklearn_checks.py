@@ -3,33 +3,22 @@
 import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from skentropy import (
-    CollisionCEClustering,
-    EntropyClustering,
-    MaxMarginEntropyClustering,
-    MIADMClustering,
-    MIGDClustering,
-    SeLaClustering,
-)
+from skentropy import MaxMarginEntropyClustering
 
-# Fewer epochs than the default keep the checks fast. Each estimator runs with
-# the linear head and with the Norm-FC head (one of them with several heads);
-# the baselines with their defaults. SeCuClustering, which has its own base,
-# is checked in test_secu.py.
-ESTIMATORS = [
-    Estimator(max_iter=20, random_state=0, **params)
-    for params in ({}, {"head": "normfc"})
-    for Estimator in (
-        EntropyClustering,
-        CollisionCEClustering,
-        MaxMarginEntropyClustering,
-    )
-] + [
+from helpers import BASELINE_ESTIMATORS, PAPER_ESTIMATORS
+
+# Fewer epochs than the default keep the checks fast. The estimators of the
+# papers run with the linear head and with the Norm-FC head (one of them with
+# several heads); the baselines with their defaults. SeCuClustering, which has
+# its own base, is checked in test_secu.py.
+CHECKED_INSTANCES = [
+    *(
+        Estimator(max_iter=20, random_state=0, **params)
+        for params in ({}, {"head": "normfc"})
+        for Estimator in PAPER_ESTIMATORS
+    ),
     MaxMarginEntropyClustering(max_iter=20, random_state=0, head="normfc", n_heads=2),
-    # the baselines the papers compare against
-    MIGDClustering(max_iter=20, random_state=0),
-    SeLaClustering(max_iter=20, random_state=0),
-    MIADMClustering(max_iter=20, random_state=0),
+    *(Estimator(max_iter=20, random_state=0) for Estimator in BASELINE_ESTIMATORS),
 ]
 
 
@@ -54,6 +43,8 @@ def expected_failed_checks(estimator):
 
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
-@parametrize_with_checks(ESTIMATORS, expected_failed_checks=expected_failed_checks)
+@parametrize_with_checks(
+    CHECKED_INSTANCES, expected_failed_checks=expected_failed_checks
+)
 def test_sklearn_compatible_estimator(estimator, check):
     check(estimator)

@@ -14,30 +14,12 @@ from numpy.testing import assert_array_equal
 from sklearn.exceptions import ConvergenceWarning
 
 from skentropy import (
-    CollisionCEClustering,
-    EntropyClustering,
-    MaxMarginEntropyClustering,
-    MIADMClustering,
-    MIGDClustering,
     SeCuClustering,
-    SeLaClustering,
 )
 from skentropy._estimators._seeding import init_size
 from skentropy.metrics import clustering_accuracy
 
-ALL_ESTIMATORS = [
-    EntropyClustering,
-    CollisionCEClustering,
-    MaxMarginEntropyClustering,
-    MIGDClustering,
-    SeLaClustering,
-    MIADMClustering,
-    SeCuClustering,
-]
-
-
-def by_name(Estimator):
-    return Estimator.__name__
+from helpers import PAPER_ESTIMATORS, by_name, each_estimator
 
 
 def save_as_memmap(X, path):
@@ -55,16 +37,7 @@ def shuffled_digits_on_disk(digits, tmp_path_factory):
     return save_as_memmap(X[order], path), X[order], y[order]
 
 
-@pytest.mark.parametrize(
-    "Estimator",
-    [
-        EntropyClustering,
-        CollisionCEClustering,
-        MaxMarginEntropyClustering,
-        SeCuClustering,
-    ],
-    ids=by_name,
-)
+@pytest.mark.parametrize("Estimator", [*PAPER_ESTIMATORS, SeCuClustering], ids=by_name)
 def test_partial_fit_on_memmap_chunks_matches_fit(Estimator, shuffled_digits_on_disk):
     # The same number of epochs either way: fit for 20 epochs over the whole
     # array in memory, or 20 passes of partial_fit over three contiguous
@@ -113,7 +86,7 @@ def traced_peak(function, *args):
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-@pytest.mark.parametrize("Estimator", ALL_ESTIMATORS, ids=by_name)
+@each_estimator
 def test_fit_on_a_memmap_copies_only_batches(Estimator, dtype, large_memmap, tmp_path):
     X_map = large_memmap
     if dtype != X_map.dtype:

@@ -1,43 +1,21 @@
 """Weak supervision: ``semi_supervised=True`` with y = -1 for unlabeled rows."""
 
-import warnings
-
 import numpy as np
 import pytest
 from numpy.testing import assert_array_equal
-from sklearn.exceptions import ConvergenceWarning
 
 from skentropy import (
-    CollisionCEClustering,
     EntropyClustering,
     MaxMarginEntropyClustering,
 )
 from skentropy.metrics import clustering_accuracy
 
-ESTIMATORS = [EntropyClustering, CollisionCEClustering, MaxMarginEntropyClustering]
-each_estimator = pytest.mark.parametrize(
-    "Estimator", ESTIMATORS, ids=lambda Estimator: Estimator.__name__
-)
+from helpers import each_paper_estimator, fit_quietly, make_fast
 
 
-def make_fast(Estimator, **params):
+def make_weak(Estimator, **params):
     """A quick-to-fit weakly supervised instance for 10 clusters."""
-    return Estimator(
-        **{
-            "n_clusters": 10,
-            "max_iter": 10,
-            "random_state": 0,
-            "semi_supervised": True,
-            **params,
-        }
-    )
-
-
-def fit_quietly(estimator, *args, **kwargs):
-    """Fit, ignoring the ConvergenceWarning of deliberately short trainings."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        return estimator.fit(*args, **kwargs)
+    return make_fast(Estimator, **{"semi_supervised": True, **params})
 
 
 def hide_labels(y, fraction, seed):
@@ -49,7 +27,7 @@ def hide_labels(y, fraction, seed):
 # --- acceptance: 10 % labels help on the unlabeled rows ----------------------
 
 
-@each_estimator
+@each_paper_estimator
 def test_ten_percent_labels_raise_the_accuracy_on_unlabeled_rows(Estimator, digits):
     # Measured (max_iter=20, seeds 0-2): 0.74 -> 0.93 (reverse CE),
     # 0.79 -> 0.92 (collision CE), 0.75 -> 0.92 (maximum margin).
@@ -60,7 +38,7 @@ def test_ten_percent_labels_raise_the_accuracy_on_unlabeled_rows(Estimator, digi
         unlabeled = partial == -1
         for fraction, y_fit in ((0.0, np.full_like(y, -1)), (0.1, partial)):
             estimator = fit_quietly(
-                make_fast(Estimator, max_iter=20, random_state=seed), X, y_fit
+                make_weak(Estimator, max_iter=20, random_state=seed), X, y_fit
             )
             accuracies[fraction].append(
                 clustering_accuracy(y[unlabeled], estimator.labels_[unlabeled])
@@ -71,24 +49,24 @@ def test_ten_percent_labels_raise_the_accuracy_on_unlabeled_rows(Estimator, digi
 # --- meaning of the labels ---------------------------------------------------
 
 
-@each_estimator
+@each_paper_estimator
 def test_cluster_k_means_class_k(Estimator, digits):
     # No Hungarian matching: the labeled rows name the clusters.
     X, y = digits
     partial = hide_labels(y, 0.1, 0)
     unlabeled = partial == -1
-    estimator = fit_quietly(make_fast(Estimator, max_iter=20), X, partial)
+    estimator = fit_quietly(make_weak(Estimator, max_iter=20), X, partial)
     assert np.mean(estimator.labels_[unlabeled] == y[unlabeled]) > 0.85
     assert np.mean(estimator.predict(X[unlabeled]) == y[unlabeled]) > 0.85
 
 
-@each_estimator
+@each_paper_estimator
 def test_partial_fit_uses_the_labels(Estimator, digits):
     X, y = digits
     partial = hide_labels(y, 0.1, 0)
     unlabeled = partial == -1
     chunks = np.array_split(np.random.RandomState(0).permutation(X.shape[0]), 3)
-    estimator = make_fast(Estimator)
+    estimator = make_weak(Estimator)
     for _ in range(5):
         for rows in chunks:
             estimator.partial_fit(X[rows], partial[rows])
@@ -102,8 +80,8 @@ def test_no_labels_is_unsupervised_clustering(digits, y_fit):
     X, y = digits
     if y_fit == "all_unlabeled":
         y_fit = np.full_like(y, -1)
-    unsupervised = fit_quietly(make_fast(EntropyClustering, semi_supervised=False), X)
-    without_labels = fit_quietly(make_fast(EntropyClustering), X, y_fit)
+    unsupervised = fit_quietly(make_weak(EntropyClustering, semi_supervised=False), X)
+    without_labels = fit_quietly(make_weak(EntropyClustering), X, y_fit)
     assert_array_equal(without_labels.labels_, unsupervised.labels_)
     assert without_labels.loss_curve_ == unsupervised.loss_curve_
 
@@ -114,10 +92,10 @@ def test_labels_of_zero_weight_rows_are_ignored(digits):
     sample_weight = np.where(partial >= 0, 0.0, 1.0)
     sample_weight[:5] = 0.0  # also zero-weight unlabeled rows
     weighted = fit_quietly(
-        make_fast(MaxMarginEntropyClustering), X, partial, sample_weight=sample_weight
+        make_weak(MaxMarginEntropyClustering), X, partial, sample_weight=sample_weight
     )
     unlabeled = fit_quietly(
-        make_fast(MaxMarginEntropyClustering),
+        make_weak(MaxMarginEntropyClustering),
         X,
         np.full_like(y, -1),
         sample_weight=sample_weight,
@@ -132,7 +110,7 @@ def test_labels_add_cross_entropy_to_the_training_loss(digits):
     # (γ = 0: the margin term grows over the first epochs of a new model, so
     # it differs between the two calls.)
     X, y = digits
-    model = make_fast(
+    model = make_weak(
         MaxMarginEntropyClustering,
         gamma=0.0,
         lr=1e-12,
@@ -152,7 +130,7 @@ def test_labeled_clusters_start_at_their_class_means(digits):
     # seeded k-means: cluster k starts at the mean of the rows labeled k
     X, y = digits
     given = np.where(np.arange(y.shape[0]) % 5 == 0, y, -1)
-    model = make_fast(EntropyClustering, lr=1e-12, optimizer="sgd")
+    model = make_weak(EntropyClustering, lr=1e-12, optimizer="sgd")
     model.partial_fit(X, given)
     means = np.array([X[given == k].mean(axis=0) for k in range(10)])
     assert_array_equal(model.predict(means), np.arange(10))
@@ -161,8 +139,8 @@ def test_labeled_clusters_start_at_their_class_means(digits):
 def test_y_is_ignored_without_semi_supervised(digits):
     X, y = digits
     bad = np.full(y.shape, 42.5)  # would be rejected with semi_supervised=True
-    ignored = fit_quietly(make_fast(EntropyClustering, semi_supervised=False), X, bad)
-    unsupervised = fit_quietly(make_fast(EntropyClustering, semi_supervised=False), X)
+    ignored = fit_quietly(make_weak(EntropyClustering, semi_supervised=False), X, bad)
+    unsupervised = fit_quietly(make_weak(EntropyClustering, semi_supervised=False), X)
     assert_array_equal(ignored.labels_, unsupervised.labels_)
 
 
@@ -186,12 +164,12 @@ def test_y_is_ignored_without_semi_supervised(digits):
 def test_invalid_labels_raise_value_error(digits, method, make_labels, message):
     X, y = digits
     with pytest.raises(ValueError, match=message):
-        getattr(make_fast(EntropyClustering), method)(X, make_labels(y))
+        getattr(make_weak(EntropyClustering), method)(X, make_labels(y))
 
 
 def test_integral_float_labels_are_accepted(digits):
     X, y = digits
     partial = hide_labels(y, 0.1, 0)
-    as_float = fit_quietly(make_fast(EntropyClustering, max_iter=2), X, partial * 1.0)
-    as_int = fit_quietly(make_fast(EntropyClustering, max_iter=2), X, partial)
+    as_float = fit_quietly(make_weak(EntropyClustering, max_iter=2), X, partial * 1.0)
+    as_int = fit_quietly(make_weak(EntropyClustering, max_iter=2), X, partial)
     assert_array_equal(as_float.labels_, as_int.labels_)
