@@ -2,6 +2,7 @@
 #
 #   make demo   install the package into .venv and run the digits comparison
 #   make test   install everything CI needs into .venv, lint, run the test suite
+#   make check  the edit loop: lint and the tests not marked slow (< 4 minutes)
 #   make docs   install everything CI needs into .venv, build docs/_build/html
 #
 # Two installs, each redone only when pyproject.toml is newer than its stamp
@@ -18,7 +19,7 @@ DEV_STAMP := $(VENV)/.skentropy-dev
 TORCH ?= torch==2.13.0
 LINT_PATHS := skentropy tests benchmarks examples
 
-.PHONY: venv demo test lint docs clean distclean
+.PHONY: venv demo test check lint docs clean distclean
 
 # Everything CI needs: the runtime install plus the test and docs extras.
 venv: $(DEV_STAMP)
@@ -49,6 +50,11 @@ PYTEST_WORKERS ?= auto
 
 test: lint
 	$(VENV_PYTHON) -m pytest -n $(PYTEST_WORKERS) --dist loadfile
+
+# The edit loop: the same, without the tests marked slow (the docs build, the
+# comparisons with K-means at default settings, the long trainings).
+check: lint
+	$(VENV_PYTHON) -m pytest -n $(PYTEST_WORKERS) --dist loadfile -m "not slow"
 
 clean:
 	rm -rf build dist *.egg-info skentropy.egg-info .pytest_cache .ruff_cache \

@@ -101,7 +101,11 @@ def _check_vector(vector, length, name, length_name, like):
     return vector
 
 
-def _check_sample_weight(sample_weight, like):
+def _sample_weight_like(sample_weight, like):
+    """``sample_weight`` checked as a vector of one weight per row of ``like``.
+
+    ``None`` stays None (every row weighs one).
+    """
     if sample_weight is None:
         return None
     return _check_vector(
@@ -206,7 +210,7 @@ def decisiveness(log_probs, sample_weight=None):
     tensor(0.3466)
     """
     _check_probability_matrix(log_probs, "log_probs")
-    sample_weight = _check_sample_weight(sample_weight, log_probs)
+    sample_weight = _sample_weight_like(sample_weight, log_probs)
     return _weighted_mean(_entropy(log_probs, dim=1), sample_weight)
 
 
@@ -258,7 +262,7 @@ def cross_entropy(targets, log_probs, sample_weight=None):
     """
     _check_probability_matrix(log_probs, "log_probs")
     _check_same_shape(targets, log_probs)
-    sample_weight = _check_sample_weight(sample_weight, log_probs)
+    sample_weight = _sample_weight_like(sample_weight, log_probs)
     # 0·ln σ = 0 even where σ = 0 (ln σ = -inf).
     rows = -(targets * torch.where(targets > 0, log_probs, 0.0)).sum(dim=1)
     return _weighted_mean(rows, sample_weight)
@@ -315,7 +319,7 @@ def reverse_cross_entropy(log_probs, targets, sample_weight=None):
     """
     _check_probability_matrix(log_probs, "log_probs")
     _check_same_shape(targets, log_probs)
-    sample_weight = _check_sample_weight(sample_weight, log_probs)
+    sample_weight = _sample_weight_like(sample_weight, log_probs)
     # ln y of an estimated distribution: floor at the smallest normal float.
     log_targets = torch.log(targets.clamp(min=torch.finfo(targets.dtype).tiny))
     rows = -(torch.exp(log_probs) * log_targets).sum(dim=1)
@@ -375,7 +379,7 @@ def collision_cross_entropy(log_probs, targets, sample_weight=None):
     """
     _check_probability_matrix(log_probs, "log_probs")
     _check_same_shape(targets, log_probs)
-    sample_weight = _check_sample_weight(sample_weight, log_probs)
+    sample_weight = _sample_weight_like(sample_weight, log_probs)
     rows = -_log_weighted_sum_exp(log_probs, targets, dim=1)
     return _weighted_mean(rows, sample_weight)
 
@@ -434,7 +438,7 @@ def fairness(log_probs, prior=None, sample_weight=None):
     """
     _check_probability_matrix(log_probs, "log_probs")
     prior = check_prior(prior, log_probs.shape[1], like=log_probs, positive=False)
-    sample_weight = _check_sample_weight(sample_weight, log_probs)
+    sample_weight = _sample_weight_like(sample_weight, log_probs)
     log_mean = _log_mean_prediction(log_probs, sample_weight)
     mean = torch.exp(log_mean)
     if prior is None:
@@ -500,7 +504,7 @@ def strong_fairness(targets_or_probs, prior=None, sample_weight=None):
     probs = targets_or_probs
     _check_probability_matrix(probs, "targets_or_probs")
     prior = check_prior(prior, probs.shape[1], like=probs, positive=False)
-    sample_weight = _check_sample_weight(sample_weight, probs)
+    sample_weight = _sample_weight_like(sample_weight, probs)
     if sample_weight is None:
         mean = probs.mean(dim=0)
     else:
@@ -558,7 +562,7 @@ def mutual_information(log_probs, sample_weight=None):
     tensor(0.6931)
     """
     _check_probability_matrix(log_probs, "log_probs")
-    sample_weight = _check_sample_weight(sample_weight, log_probs)
+    sample_weight = _sample_weight_like(sample_weight, log_probs)
     log_mean = _log_mean_prediction(log_probs, sample_weight)
     mean_entropy = _weighted_mean(_entropy(log_probs, dim=1), sample_weight)
     return _entropy(log_mean, dim=0) - mean_entropy

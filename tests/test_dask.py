@@ -55,6 +55,7 @@ def blobs():
     return X, y, da.from_array(X, chunks=(CHUNK, -1))
 
 
+@pytest.mark.slow
 def test_incremental_trains_one_epoch_per_block_and_pass(client, blobs):
     X, y, X_dask = blobs
     incremental = dask_ml_wrappers.Incremental(

@@ -28,6 +28,9 @@ from skentropy import MaxMarginEntropyClustering  # noqa: E402
 from skentropy.plotting import plot_decision_regions  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
+
+# The examples and the Sphinx build: outside make check.
+pytestmark = pytest.mark.slow
 EXAMPLES = sorted((ROOT / "examples").glob("**/plot_*.py"))
 _RUNS = {}
 

@@ -80,6 +80,7 @@ def test_scorer_in_a_pipeline_refits_the_whole_pipeline(blobs):
     assert search.best_params_ == {"maxmarginentropyclustering__n_clusters": 3}
 
 
+@pytest.mark.slow
 def test_scorer_with_n_jobs_matches_one_job_and_pickles(blobs):
     grid = {"n_clusters": [2, 3], "gamma": [1e-4, 1e-3]}
     results = [

@@ -138,6 +138,7 @@ def long_tailed_blobs():
     return X, y
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("Estimator", [EntropyClustering, MaxMarginEntropyClustering])
 def test_auto_prior_finds_the_sizes_of_long_tailed_blobs(Estimator, long_tailed_blobs):
     X, y = long_tailed_blobs
@@ -206,6 +207,7 @@ def test_empty_cluster_warning_names_the_estimated_prior():
     assert len(np.unique(model.labels_)) < 4
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("factor", [1e-3, 1e3])
 def test_auto_prior_is_scale_free(factor, long_tailed_blobs):
     """X and c·X give the same clustering and the same estimated shares."""

@@ -78,7 +78,7 @@ class SolverInput:
                 check_prior(prior, n_classes, positive=False)
             prior64 = _as_float(prior, "prior", device).to(torch.float64)
             prior64 = prior64 / prior64.sum()
-        weights = _check_sample_weight(sample_weight, n_samples, device, check)
+        weights = _row_shares(sample_weight, n_samples, device, check)
         if init is None:
             init64 = probs64
         else:
@@ -206,7 +206,7 @@ def _check_probs(probs, probs64, name="probs", shape=None):
         )
 
 
-def _check_sample_weight(sample_weight, n_samples, device, check=True):
+def _row_shares(sample_weight, n_samples, device, check=True):
     """Row weights w in float64 on ``device``, normalized to sum to one.
 
     ``None`` gives every row weight 1/N. Otherwise the weights are divided by

@@ -32,6 +32,7 @@ from helpers import (
 # --- composition with scikit-learn ----------------------------------------
 
 
+@pytest.mark.slow
 @each_paper_estimator
 def test_pipeline_with_scaler_and_pca(Estimator):
     X, y = load_digits(return_X_y=True)
@@ -45,6 +46,7 @@ def test_pipeline_with_scaler_and_pca(Estimator):
     assert_array_equal(pipeline.predict(X), labels)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("scoring", ["adjusted_rand_score", clustering_accuracy_scorer])
 def test_grid_search_over_gamma_with_label_scorer(digits, scoring):
     X, y = digits
@@ -126,6 +128,7 @@ def test_pickle_and_joblib_round_trips(Estimator, digits, tmp_path):
         assert_array_equal(restored.predict_proba(X), estimator.predict_proba(X))
 
 
+@pytest.mark.slow
 @each_paper_estimator
 def test_same_random_state_gives_identical_results(
     Estimator, digits, global_random_seed
@@ -141,6 +144,7 @@ def test_same_random_state_gives_identical_results(
     assert not np.array_equal(first.coef_, other.coef_)
 
 
+@pytest.mark.slow
 @each_paper_estimator
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_trains_in_the_input_dtype(Estimator, digits, dtype):
@@ -288,6 +292,7 @@ def test_margin_term_leaves_the_bias_free(Estimator, digits):
     assert estimator.predict_proba(X).mean(axis=0).argmax() == 0
 
 
+@pytest.mark.slow
 @each_paper_estimator
 def test_prior_sets_the_cluster_proportions(Estimator, digits):
     X, _ = digits
@@ -298,6 +303,7 @@ def test_prior_sets_the_cluster_proportions(Estimator, digits):
     assert_allclose(proportions, [0.8, 0.2], atol=0.1)
 
 
+@pytest.mark.slow
 @each_estimator
 def test_views_with_negative_strides_fit_as_their_copies(Estimator, digits):
     # X[::-1] is a numpy view that torch cannot wrap without a copy.
@@ -321,6 +327,7 @@ def test_prior_may_be_a_view_with_negative_strides(digits):
     assert estimator.labels_.shape == (X.shape[0],)
 
 
+@pytest.mark.slow
 @each_paper_estimator
 def test_n_init_keeps_the_training_with_the_lowest_loss(Estimator, digits):
     # The first of several initializations is the single one of n_init=1.

@@ -104,6 +104,7 @@ def test_sela_full_schedule_learns_given_labels():
     assert (model.labels_ == y).mean() > 0.9
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("Estimator", BASELINES)
 def test_weak_supervision_improves_accuracy_on_unlabeled_digits(Estimator):
     X, y = load_digits(return_X_y=True)

@@ -38,6 +38,7 @@ def standardized(X, state, prefix=""):
 # --- Norm-FC -----------------------------------------------------------------
 
 
+@pytest.mark.slow
 @each_paper_estimator
 @pytest.mark.parametrize("temperature", [0.1, 0.5])
 def test_normfc_logits_are_cosines_to_unit_prototypes_over_temperature(
@@ -115,6 +116,7 @@ def test_normfc_margin_term_acts_on_the_projection(digits):
     assert estimator.score(X) == pytest.approx(-expected.item(), rel=1e-6)
 
 
+@pytest.mark.slow
 @each_paper_estimator
 def test_normfc_clusters_digits(Estimator, digits):
     X, y = digits

@@ -57,6 +57,7 @@ def test_same_clustering_for_translated_x(Estimator, blobs):
     assert adjusted_rand_score(reference, moved) > 0.99
 
 
+@pytest.mark.slow
 @each_paper_estimator
 def test_same_clustering_for_scaled_float32_digits(Estimator, digits):
     X = np.asarray(digits[0], dtype=np.float32)
@@ -95,6 +96,7 @@ def test_fitted_linear_head_acts_on_the_features(Estimator, blobs):
     np.testing.assert_allclose(estimator.predict_proba(X), expected, rtol=1e-6)
 
 
+@pytest.mark.slow
 @each_paper_estimator
 def test_no_collapse_on_unit_norm_rows(Estimator, unit_digits):
     """Unit-norm rows in 64 dimensions: all 10 clusters used, and meaningful.

@@ -42,6 +42,7 @@ def kmeans_accuracy(digits):
     return clustering_accuracy(y, KMeans(10, n_init=10, random_state=0).fit(X).labels_)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("gamma", [0.001, 0.009, 0.02])
 def test_papers_gamma_keeps_every_cluster_and_beats_kmeans(
     gamma, digits, kmeans_accuracy
@@ -71,6 +72,7 @@ def degenerate_warnings(caught):
     ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "Estimator", [CollisionCEClustering, MaxMarginEntropyClustering]
 )

@@ -37,6 +37,7 @@ def shuffled_digits_on_disk(digits, tmp_path_factory):
     return save_as_memmap(X[order], path), X[order], y[order]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("Estimator", [*PAPER_ESTIMATORS, SeCuClustering], ids=by_name)
 def test_partial_fit_on_memmap_chunks_matches_fit(Estimator, shuffled_digits_on_disk):
     # The same number of epochs either way: fit for 20 epochs over the whole
@@ -85,6 +86,7 @@ def traced_peak(function, *args):
         tracemalloc.stop()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @each_estimator
 def test_fit_on_a_memmap_copies_only_batches(Estimator, dtype, large_memmap, tmp_path):

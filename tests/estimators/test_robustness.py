@@ -508,6 +508,7 @@ for name in {names}:
 """
 
 
+@pytest.mark.slow
 def test_same_seed_gives_identical_labels_across_processes():
     script = REPRODUCE.format(names=[Estimator.__name__ for Estimator in ESTIMATORS])
     runs = [

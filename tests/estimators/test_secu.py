@@ -247,6 +247,7 @@ def expected_failed_checks(estimator):
     }
 
 
+@pytest.mark.slow  # some 400 checks: make test runs them, make check does not
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 @parametrize_with_checks(
     [SeCuClustering(max_iter=20, random_state=0)],

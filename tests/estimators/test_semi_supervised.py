@@ -27,6 +27,7 @@ def hide_labels(y, fraction, seed):
 # --- acceptance: 10 % labels help on the unlabeled rows ----------------------
 
 
+@pytest.mark.slow
 @each_paper_estimator
 def test_ten_percent_labels_raise_the_accuracy_on_unlabeled_rows(Estimator, digits):
     # Measured (max_iter=20, seeds 0-2): 0.74 -> 0.93 (reverse CE),

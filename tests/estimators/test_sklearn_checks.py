@@ -42,6 +42,7 @@ def expected_failed_checks(estimator):
     }
 
 
+@pytest.mark.slow  # some 400 checks: make test runs them, make check does not
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 @parametrize_with_checks(
     CHECKED_INSTANCES, expected_failed_checks=expected_failed_checks

@@ -31,6 +31,7 @@ def fit_labels(Estimator, X):
     return fit_quietly(make_fast(Estimator, n_clusters=5), X).labels_
 
 
+@pytest.mark.slow
 @each_paper_estimator
 def test_rows_sorted_by_cluster_cluster_as_well_as_shuffled_rows(Estimator, blobs):
     # Contiguous batches of rows sorted by cluster would hold one cluster

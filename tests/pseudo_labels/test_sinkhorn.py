@@ -170,6 +170,7 @@ def test_balanced_rounding_with_weights_fills_capacities_in_weight():
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_sinkhorn_is_stable_with_many_clusters_and_extreme_predictions(dtype):
     n_samples, n_classes = 1000, 2000
