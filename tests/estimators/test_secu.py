@@ -13,7 +13,6 @@ from sklearn.datasets import load_digits, make_blobs
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
 from sklearn.metrics import adjusted_rand_score
 from sklearn.preprocessing import StandardScaler
-from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import skentropy._estimators._secu_steps as secu_module
 from skentropy import SeCuClustering
@@ -233,28 +232,7 @@ def test_fitted_duals_shift_the_skewed_clusters():
     )
 
 
-# --- scikit-learn API -------------------------------------------------------
-
-
-def expected_failed_checks(estimator):
-    return {
-        "check_sample_weight_equivalence_on_dense_data": (
-            "Integer weights equal repeated samples in distribution only, as for "
-            "KMeans: the k-means++ seeding draws samples with probabilities "
-            "proportional to their weights, and the mini-batches (so the online "
-            "dual steps) of weighted and repeated data differ."
-        ),
-    }
-
-
-@pytest.mark.slow  # some 400 checks: make test runs them, make check does not
-@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
-@parametrize_with_checks(
-    [SeCuClustering(max_iter=20, random_state=0)],
-    expected_failed_checks=expected_failed_checks,
-)
-def test_sklearn_compatible_estimator(estimator, check):
-    check(estimator)
+# --- scikit-learn API (its estimator checks: test_sklearn_checks.py) ----------
 
 
 def test_clone_pickle_and_determinism():
