@@ -68,3 +68,18 @@ def test_long_tail_benchmark_prints_its_summary(tmp_path):
     assert "| MaxMarginEntropyClustering |" in output.split("### Summary")[1]
     again = run_benchmark("long_tail.py", "--summarize", str(saved))
     assert "[±" in again  # the error of the estimated proportions
+
+
+def test_profile_benchmark_finds_every_part():
+    output = run_benchmark(
+        "profile_fit.py",
+        *("--only", "EntropyClustering", "--params", '{"max_iter": 3}'),
+    )
+    header, _, *rows = [line for line in output.splitlines() if line.startswith("|")]
+    parts = [cell.strip() for cell in header.strip("|").split("|")][5:]
+    assert parts[0] == "pseudo-labels" and parts[-1] == "other"
+    for row in rows:
+        shares = [float(cell.strip(" %")) for cell in row.strip("|").split("|")[5:]]
+        assert sum(shares) == pytest.approx(100, abs=len(shares))  # rounding
+        # each named part was found in the profile (a renamed function reads 0)
+        assert all(share > 0 for share in shares[:-2])
