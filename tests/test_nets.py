@@ -190,6 +190,29 @@ def test_bad_input_shape_raises(input_shape, match):
         VGG4(input_shape)
 
 
+@pytest.mark.parametrize("variant", TABLE_1)
+def test_width_scales_every_convolution(variant):
+    input_shape, _, widths, _ = TABLE_1[variant]
+    full = VGG4(input_shape)
+    quarter = VGG4(input_shape, width=0.25)
+    convs = [layer for layer in quarter.features if isinstance(layer, nn.Conv2d)]
+    assert [conv.out_channels for conv in convs] == [w // 4 for w in widths]
+    assert quarter.out_features == full.out_features // 4
+    images = torch.rand((2, *input_shape))
+    assert quarter.eval()(images).shape == (2, quarter.out_features)
+    # the multiply-adds of the convolutions after the first shrink by 16
+    ratio = sum(p.numel() for p in quarter.parameters()) / sum(
+        p.numel() for p in full.parameters()
+    )
+    assert 1 / 17 < ratio < 1 / 15
+
+
+@pytest.mark.parametrize("width", [0, -1, 17, True, "0.5", None])
+def test_bad_width_raises(width):
+    with pytest.raises(ValueError, match="width must be a number in"):
+        VGG4((1, 28, 28), width=width)
+
+
 def test_bad_resize_raises():
     with pytest.raises(ValueError, match="resize"):
         VGG4((1, 28, 28), resize="crop")
