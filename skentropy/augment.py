@@ -354,8 +354,14 @@ class SelfAugmentation:
 
     Parameters
     ----------
-    flip : float, default=0.5
-        Probability in [0, 1] of a horizontal flip.
+    flip : float or "auto", default="auto"
+        Probability in [0, 1] of a horizontal flip. ``"auto"``: 0.5 for
+        3-channel (natural) images, 0 for 1-channel images, which are mostly
+        orientation-sensitive (digits, characters): a mirrored digit looks
+        like another digit or none. On MNIST-5k pixels the nearest other
+        image of an augmented image has its class 0.87 of the time without
+        the flip and 0.62 with it (clean images: 0.94); see the user guide's
+        deep-mode page.
 
     degrees : float, default=20.0
         Largest rotation angle in degrees, in [0, 180]; angles are uniform in
@@ -404,7 +410,7 @@ class SelfAugmentation:
     >>> from skentropy.augment import SelfAugmentation
     >>> augment = SelfAugmentation(degrees=15.0, saturation=0.0)
     >>> augment  # doctest: +NORMALIZE_WHITESPACE
-    SelfAugmentation(flip=0.5, degrees=15.0, brightness=0.4, contrast=0.4,
+    SelfAugmentation(flip='auto', degrees=15.0, brightness=0.4, contrast=0.4,
                      saturation=0.0)
     >>> X = torch.rand(8, 1, 28, 28)
     >>> generator = torch.Generator().manual_seed(0)
@@ -412,14 +418,15 @@ class SelfAugmentation:
     torch.Size([8, 1, 28, 28])
     """
 
-    flip: float = 0.5
+    flip: float | str = "auto"
     degrees: float = 20.0
     brightness: float = 0.4
     contrast: float = 0.4
     saturation: float = 0.4
 
     def __post_init__(self):
-        _check_strength(self.flip, "flip", high=1.0)
+        if not (isinstance(self.flip, str) and self.flip == "auto"):
+            _check_strength(self.flip, "flip", high=1.0)
         _check_strength(self.degrees, "degrees", high=180.0)
         _check_strength(self.brightness, "brightness")
         _check_strength(self.contrast, "contrast")
@@ -443,7 +450,10 @@ class SelfAugmentation:
         X_augmented : torch.Tensor of shape (n_samples, C, H, W)
             The augmented images, on the device and in the dtype of ``X``.
         """
-        X = horizontal_flip(X, p=self.flip, generator=generator)
+        flip = self.flip
+        if isinstance(flip, str):  # "auto": natural (RGB) images only
+            flip = 0.5 if X.shape[1] == 3 else 0.0
+        X = horizontal_flip(X, p=flip, generator=generator)
         X = random_rotation(X, degrees=self.degrees, generator=generator)
         return color_jitter(
             X,

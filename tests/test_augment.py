@@ -294,6 +294,7 @@ def test_bad_strengths_raise(call, match):
     [
         ("flip", 1.5),
         ("flip", True),
+        ("flip", "always"),
         ("degrees", -1.0),
         ("degrees", 181.0),
         ("brightness", -0.1),
@@ -304,6 +305,19 @@ def test_bad_strengths_raise(call, match):
 def test_self_augmentation_validates_its_fields(field, value):
     with pytest.raises(ValueError, match=field):
         SelfAugmentation(**{field: value})
+
+
+def test_default_flip_spares_single_channel_images():
+    """Digits are orientation-sensitive: the default flips RGB images only."""
+    flip_only = SelfAugmentation(degrees=0, brightness=0, contrast=0, saturation=0)
+    assert SelfAugmentation().flip == flip_only.flip == "auto"
+    grey = torch.rand(400, 1, 6, 6, dtype=torch.float64)
+    assert torch.equal(flip_only(grey, generator=_generator(0)), grey)
+    rgb = torch.rand(400, 3, 6, 6, dtype=torch.float64)
+    Y = flip_only(rgb, generator=_generator(0))
+    flipped = (Y == rgb.flip(-1)).flatten(start_dim=1).all(dim=1)
+    assert 150 < flipped.sum() < 250
+    assert torch.equal(Y, horizontal_flip(rgb, p=0.5, generator=_generator(0)))
 
 
 # -- SelfAugmentation as an estimator parameter --------------------------------

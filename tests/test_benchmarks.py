@@ -83,3 +83,19 @@ def test_profile_benchmark_finds_every_part():
         assert sum(shares) == pytest.approx(100, abs=len(shares))  # rounding
         # each named part was found in the profile (a renamed function reads 0)
         assert all(share > 0 for share in shares[:-2])
+
+
+def test_augmentations_benchmark_ranks_the_flip_below_no_flip():
+    if not (ROOT.parent / "shared" / "data" / "usps.npz").exists():
+        pytest.skip("needs ../shared/data/usps.npz")
+    output = run_benchmark(
+        "augmentations.py", "--files", "usps", "--max-images", "500", "--seeds", "1"
+    )
+    rows = {
+        line.split("|")[1].strip(): float(line.split("|")[2])
+        for line in output.splitlines()
+        if line.startswith("| ") and not line.startswith("| augmentation")
+    }
+    assert rows["clean"] > rows["SelfAugmentation() (flip='auto')"]
+    assert rows["SelfAugmentation() (flip='auto')"] > rows["SelfAugmentation(flip=0.5)"]
+    assert rows["always flipped"] < rows["rotation ±20°"]
