@@ -24,7 +24,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from skentropy.augment import SelfAugmentation, horizontal_flip, random_rotation
+from skentropy.augment import (
+    SelfAugmentation,
+    horizontal_flip,
+    random_affine,
+    random_rotation,
+)
 
 DATA_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 CHOICES = {
@@ -33,9 +38,20 @@ CHOICES = {
     "rotation ±20°": lambda X, generator: random_rotation(
         X, degrees=20.0, generator=generator
     ),
+    "shift ±10%": lambda X, generator: random_affine(
+        X, degrees=0.0, translate=0.1, scale=0.0, generator=generator
+    ),
+    "scale ±10%": lambda X, generator: random_affine(
+        X, degrees=0.0, translate=0.0, scale=0.1, generator=generator
+    ),
     "SelfAugmentation(flip=0.5)": SelfAugmentation(flip=0.5),
     "SelfAugmentation(flip=0)": SelfAugmentation(flip=0.0),
     "SelfAugmentation() (flip='auto')": SelfAugmentation(),
+    "SelfAugmentation(choose_one=True)": SelfAugmentation(choose_one=True),
+    "SelfAugmentation(scale=0.1)": SelfAugmentation(scale=0.1),
+    "SelfAugmentation(translate=0.1, scale=0.1)": SelfAugmentation(
+        translate=0.1, scale=0.1
+    ),
 }
 
 

@@ -28,6 +28,7 @@ Conventions shared by every function:
   or standardized images.
 """
 
+import functools
 import math
 import numbers
 from dataclasses import dataclass
@@ -39,6 +40,7 @@ __all__ = [
     "SelfAugmentation",
     "color_jitter",
     "horizontal_flip",
+    "random_affine",
     "random_rotation",
 ]
 
@@ -143,13 +145,15 @@ def horizontal_flip(X, *, p=0.5, generator=None):
     return torch.where(_per_image(flipped), X.flip(-1), X)
 
 
-def _rotate(X, angles):
-    """Rotate each image about its centre by its angle, in degrees.
+def _affine(X, angles, shifts=None, scales=None):
+    """Rotate, scale and shift each image about its centre.
 
-    Positive angles turn the image counter-clockwise as displayed (row 0 at
-    the top), as ``torch.rot90(X, 1, dims=(-2, -1))`` and torchvision's
-    ``rotate`` do. Bilinear sampling; points that come from outside the image
-    are zero.
+    ``angles`` in degrees; positive angles turn the image counter-clockwise
+    as displayed (row 0 at the top), as ``torch.rot90(X, 1, dims=(-2, -1))``
+    and torchvision's ``rotate`` do. ``shifts`` (n, 2) move the content by
+    those fractions of the width (right) and of the height (down);
+    ``scales`` (n,) enlarge it about the centre (> 1) or shrink it (< 1).
+    Bilinear sampling; points that come from outside the image are zero.
 
     ``align_corners=False``: the normalized coordinates ±1 of ``affine_grid``
     are the outer edges of the border pixels, so the rotation is about the
@@ -160,16 +164,23 @@ def _rotate(X, angles):
     height, width = X.shape[-2:]
     radians = torch.deg2rad(torch.as_tensor(angles, dtype=torch.float64))
     cos, sin = torch.cos(radians), torch.sin(radians)
-    zero = torch.zeros_like(cos)
-    # Output pixel p samples the input at R(−θ) p, R(θ) the counter-clockwise
-    # turn as displayed (pixel units about the centre, y down).
-    theta = torch.stack(
+    if scales is not None:
+        cos, sin = cos / scales, sin / scales
+    # Output pixel p samples the input at R(−θ)(p − t)/s, R(θ) the
+    # counter-clockwise turn as displayed (pixel units about the centre,
+    # y down), t the shift (2 · fraction in normalized units), s the scale.
+    linear = torch.stack(
         [
-            torch.stack([cos, -sin * height / width, zero], dim=1),
-            torch.stack([sin * width / height, cos, zero], dim=1),
+            torch.stack([cos, -sin * height / width], dim=1),
+            torch.stack([sin * width / height, cos], dim=1),
         ],
         dim=1,
-    ).to(device=X.device, dtype=X.dtype)
+    )
+    if shifts is None:
+        offset = torch.zeros(len(linear), 2, 1, dtype=torch.float64)
+    else:
+        offset = -linear @ (2.0 * shifts)[:, :, None]
+    theta = torch.cat([linear, offset], dim=2).to(device=X.device, dtype=X.dtype)
     grid = F.affine_grid(theta, list(X.shape), align_corners=False)
     return F.grid_sample(
         X, grid, mode="bilinear", padding_mode="zeros", align_corners=False
@@ -225,7 +236,86 @@ def random_rotation(X, *, degrees=20.0, generator=None):
     _check_strength(degrees, "degrees", high=180.0)
     if degrees == 0:
         return X
-    return _rotate(X, _uniform(len(X), -degrees, degrees, generator))
+    return _affine(X, _uniform(len(X), -degrees, degrees, generator))
+
+
+def random_affine(X, *, degrees=20.0, translate=0.1, scale=0.1, generator=None):
+    """Rotate, shift and scale each image by random amounts, in one resampling.
+
+    Per image: an angle uniform in [−degrees, degrees], shifts uniform in
+    [−translate, translate] times the width and the height, and a scale
+    factor uniform in [1 − scale, 1 + scale] about the centre (above 1
+    enlarges the content, a random crop resized back to the image; below 1
+    shrinks it into a zero border). Digits and other centred objects keep
+    their class under small shifts and scales, which a convolutional network
+    does not ignore by itself.
+
+    Parameters
+    ----------
+    X : torch.Tensor of shape (n_samples, C, H, W)
+        Batch of floating-point images.
+
+    degrees : float, default=20.0
+        Largest rotation angle, in degrees, in [0, 180].
+
+    translate : float, default=0.1
+        Largest shift, as a fraction of the width (horizontal) and of the
+        height (vertical), in [0, 1].
+
+    scale : float, default=0.1
+        Largest relative change of size, in [0, 1).
+
+    generator : torch.Generator, default=None
+        CPU generator of the random numbers; ``None`` uses torch's default
+        generator.
+
+    Returns
+    -------
+    X_moved : torch.Tensor of shape (n_samples, C, H, W)
+        The transformed images; all three strengths at 0 return ``X``.
+
+    See Also
+    --------
+    random_rotation : The rotation alone.
+    SelfAugmentation : Flip, rotation, shift, scale and colour jitter composed.
+
+    Notes
+    -----
+    One bilinear resampling (``affine_grid`` and ``grid_sample``, as
+    :func:`random_rotation`) for the three changes: output pixel p samples
+    the input at R(−θ)(p − t)/s. The draws, per image and for nonzero
+    strengths only, in this order: the angle, the two shifts, the scale.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skentropy.augment import random_affine
+    >>> X = torch.rand(4, 1, 28, 28)
+    >>> generator = torch.Generator().manual_seed(0)
+    >>> random_affine(X, translate=0.1, scale=0.1, generator=generator).shape
+    torch.Size([4, 1, 28, 28])
+    """
+    _check_images(X)
+    _check_strength(degrees, "degrees", high=180.0)
+    _check_strength(translate, "translate", high=1.0)
+    _check_strength(scale, "scale", high=1.0)
+    if scale == 1.0:
+        raise ValueError("scale must be below 1 (a factor of 0 empties the image).")
+    if degrees == translate == scale == 0:
+        return X
+    n = len(X)
+    angles = (
+        _uniform(n, -degrees, degrees, generator)
+        if degrees > 0
+        else torch.zeros(n, dtype=torch.float64)
+    )
+    shifts = (
+        _uniform(2 * n, -translate, translate, generator).reshape(n, 2)
+        if translate > 0
+        else None
+    )
+    scales = _uniform(n, 1 - scale, 1 + scale, generator) if scale > 0 else None
+    return _affine(X, angles, shifts, scales)
 
 
 def _grey(X):
@@ -338,15 +428,15 @@ def color_jitter(X, *, brightness=0.4, contrast=0.4, saturation=0.4, generator=N
 
 @dataclass(frozen=True)
 class SelfAugmentation:
-    """Random flip, rotation and colour jitter of a batch of images.
+    """Random flip, rotation, shift, scale and colour jitter of image batches.
 
     The self-augmentation of the entropy clustering papers' deep experiments,
     where each image's prediction is averaged over random transformations t,
     σ_i = mean_t σ(vᵀ f_w(t(X_i))), with transformations sampled from
     "horizontal flip, rotation and colour distortion". Calling an instance
-    applies :func:`horizontal_flip`, :func:`random_rotation` and
-    :func:`color_jitter` in this order, each image with its own random
-    parameters. A zero field disables its transformation.
+    applies :func:`horizontal_flip`, :func:`random_affine` (rotation, shift
+    and scale) and :func:`color_jitter` in this order, each image with its
+    own random parameters. A zero field disables its transformation.
 
     It is an immutable value (a frozen dataclass): it compares equal to a
     copy, survives :func:`sklearn.base.clone` and pickles, so it can be an
@@ -367,6 +457,15 @@ class SelfAugmentation:
         Largest rotation angle in degrees, in [0, 180]; angles are uniform in
         [−degrees, degrees].
 
+    translate : float, default=0.0
+        Largest shift, as a fraction of the width and of the height, in
+        [0, 1]; shifts are uniform in [−translate, translate].
+
+    scale : float, default=0.0
+        Largest relative change of size, in [0, 1); factors are uniform in
+        [1 − scale, 1 + scale]. Rotation, shift and scale are one resampling
+        (:func:`random_affine`).
+
     brightness : float, default=0.4
         Brightness strength, nonnegative: factors uniform in
         [max(0, 1 − brightness), 1 + brightness].
@@ -378,10 +477,17 @@ class SelfAugmentation:
         Saturation strength, nonnegative, as ``brightness``; no effect on
         1-channel images.
 
+    choose_one : bool, default=False
+        If False, every view applies the flip, the rotation-shift-scale and
+        the colour jitter (those with a nonzero strength). If True, every
+        image of a view gets one of them, drawn uniformly per image: the
+        papers' "two augmentations sampled from horizontal flip, rotation
+        and colour distortion", a weaker augmentation.
+
     See Also
     --------
     horizontal_flip : The flip alone.
-    random_rotation : The rotation alone.
+    random_affine : The rotation, shift and scale alone.
     color_jitter : The colour changes alone.
 
     Notes
@@ -390,7 +496,9 @@ class SelfAugmentation:
     state them. No transformation clamps its output: all are linear in the
     pixel values, so raw 0–255 images and standardized images work alike.
     The call draws, in this order, one number per image for the flip, one
-    for the angle and one per nonzero colour strength, from ``generator``.
+    for the angle, two for the shifts and one for the scale if those are
+    nonzero, and one per nonzero colour strength, from ``generator``; with
+    ``choose_one``, first one number per image for its transformation.
 
     References
     ----------
@@ -410,8 +518,9 @@ class SelfAugmentation:
     >>> from skentropy.augment import SelfAugmentation
     >>> augment = SelfAugmentation(degrees=15.0, saturation=0.0)
     >>> augment  # doctest: +NORMALIZE_WHITESPACE
-    SelfAugmentation(flip='auto', degrees=15.0, brightness=0.4, contrast=0.4,
-                     saturation=0.0)
+    SelfAugmentation(flip='auto', degrees=15.0, translate=0.0, scale=0.0,
+                     brightness=0.4, contrast=0.4, saturation=0.0,
+                     choose_one=False)
     >>> X = torch.rand(8, 1, 28, 28)
     >>> generator = torch.Generator().manual_seed(0)
     >>> augment(X, generator=generator).shape
@@ -420,17 +529,28 @@ class SelfAugmentation:
 
     flip: float | str = "auto"
     degrees: float = 20.0
+    translate: float = 0.0
+    scale: float = 0.0
     brightness: float = 0.4
     contrast: float = 0.4
     saturation: float = 0.4
+    choose_one: bool = False
 
     def __post_init__(self):
         if not (isinstance(self.flip, str) and self.flip == "auto"):
             _check_strength(self.flip, "flip", high=1.0)
         _check_strength(self.degrees, "degrees", high=180.0)
+        _check_strength(self.translate, "translate", high=1.0)
+        _check_strength(self.scale, "scale", high=1.0)
+        if self.scale == 1.0:
+            raise ValueError("scale must be below 1 (a factor of 0 empties the image).")
         _check_strength(self.brightness, "brightness")
         _check_strength(self.contrast, "contrast")
         _check_strength(self.saturation, "saturation")
+        if not isinstance(self.choose_one, bool):
+            raise ValueError(
+                f"choose_one must be True or False, got {self.choose_one!r}."
+            )
 
     def __call__(self, X, generator=None):
         """Augment a batch of images, each with its own random parameters.
@@ -453,12 +573,36 @@ class SelfAugmentation:
         flip = self.flip
         if isinstance(flip, str):  # "auto": natural (RGB) images only
             flip = 0.5 if X.shape[1] == 3 else 0.0
-        X = horizontal_flip(X, p=flip, generator=generator)
-        X = random_rotation(X, degrees=self.degrees, generator=generator)
-        return color_jitter(
-            X,
-            brightness=self.brightness,
-            contrast=self.contrast,
-            saturation=self.saturation,
-            generator=generator,
-        )
+        strengths = {
+            horizontal_flip: {"p": flip},
+            random_affine: {
+                "degrees": self.degrees,
+                "translate": self.translate,
+                "scale": self.scale,
+            },
+            color_jitter: {
+                "brightness": self.brightness,
+                "contrast": self.contrast,
+                "saturation": self.saturation,
+            },
+        }
+        if not self.choose_one:
+            for transform, params in strengths.items():
+                X = transform(X, **params, generator=generator)
+            return X
+        enabled = [
+            functools.partial(transform, **params)
+            for transform, params in strengths.items()
+            if any(params.values())
+        ]
+        if not enabled:
+            return X
+        _check_images(X)
+        choice = (_uniform(len(X), 0.0, len(enabled), generator).floor()).to(X.device)
+        augmented = X
+        for index, transform in enumerate(enabled):
+            chosen = _per_image(choice == index)
+            augmented = torch.where(
+                chosen, transform(X, generator=generator), augmented
+            )
+        return augmented

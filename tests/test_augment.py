@@ -7,13 +7,14 @@ import pytest
 import torch
 from sklearn.base import BaseEstimator, clone
 
-# _rotate: the rotation by fixed angles behind random_rotation, which no
+# _affine: the rotation by fixed angles behind random_rotation, which no
 # public function offers; the comparisons with torch.rot90 need fixed angles.
 from skentropy.augment import (
     SelfAugmentation,
-    _rotate,
+    _affine,
     color_jitter,
     horizontal_flip,
+    random_affine,
     random_rotation,
 )
 
@@ -21,6 +22,9 @@ TRANSFORMS = {
     "flip": lambda X, generator: horizontal_flip(X, p=0.5, generator=generator),
     "rotation": lambda X, generator: random_rotation(
         X, degrees=30.0, generator=generator
+    ),
+    "affine": lambda X, generator: random_affine(
+        X, degrees=10.0, translate=0.2, scale=0.2, generator=generator
     ),
     "jitter": lambda X, generator: color_jitter(X, generator=generator),
     "self_augmentation": lambda X, generator: SelfAugmentation()(
@@ -116,6 +120,9 @@ def test_zero_strengths_are_identities():
     assert torch.equal(horizontal_flip(X, p=0.0, generator=generator), X)
     assert torch.equal(random_rotation(X, degrees=0.0, generator=generator), X)
     assert torch.equal(
+        random_affine(X, degrees=0, translate=0, scale=0, generator=generator), X
+    )
+    assert torch.equal(
         color_jitter(X, brightness=0, contrast=0, saturation=0, generator=generator),
         X,
     )
@@ -156,7 +163,7 @@ def test_flip_flips_about_half_of_the_images():
 def test_rotation_by_right_angles_matches_rot90(k, side):
     """Positive angles turn counter-clockwise, as torch.rot90 and torchvision."""
     X = _images((2, 3, side, side), dtype=torch.float64)
-    rotated = _rotate(X, torch.full((2,), 90.0 * k))
+    rotated = _affine(X, torch.full((2,), 90.0 * k))
     torch.testing.assert_close(rotated, torch.rot90(X, k, dims=(-2, -1)))
 
 
@@ -166,13 +173,50 @@ def test_rotation_of_a_non_square_image_keeps_pixel_sizes():
     X[..., 3:5, 2:10] = 1.0
     expected = torch.zeros_like(X)
     expected[..., 0:8, 5:7] = 1.0
-    torch.testing.assert_close(_rotate(X, torch.tensor([90.0])), expected)
+    torch.testing.assert_close(_affine(X, torch.tensor([90.0])), expected)
 
 
 def test_rotation_keeps_a_disc():
     disc = _disc().expand(16, 1, -1, -1)
     rotated = random_rotation(disc, degrees=180.0, generator=_generator(0))
     assert (rotated - disc).abs().max() < 0.02
+
+
+def test_a_shift_by_whole_pixels_moves_the_content():
+    """A shift of 2/W of the width, 1/H of the height: 2 pixels right, 1 down."""
+    X = _images((1, 1, 8, 10), dtype=torch.float64)
+    moved = _affine(
+        X, torch.zeros(1), shifts=torch.tensor([[2 / 10, 1 / 8]], dtype=torch.float64)
+    )
+    expected = torch.zeros_like(X)
+    expected[..., 1:, 2:] = X[..., :-1, :-2]
+    torch.testing.assert_close(moved, expected)
+
+
+@pytest.mark.parametrize("factor", [0.8, 1.25])
+def test_a_scale_changes_a_discs_area_by_its_square(factor):
+    disc = _disc(side=65, radius=12.0)
+    scaled = _affine(disc, torch.zeros(1), scales=torch.tensor([factor]))
+    assert scaled.sum() / disc.sum() == pytest.approx(factor**2, rel=0.02)
+
+
+def test_affine_parameters_stay_within_their_strengths():
+    """A pixel's shift is at most translate · side; scales within 1 ± scale."""
+    X = torch.zeros(64, 1, 21, 21, dtype=torch.float64)
+    X[..., 10, 10] = 1.0  # the centre, which rotations and scales keep
+    moved = random_affine(X, degrees=0, translate=0.2, scale=0, generator=_generator(1))
+    rows = (moved.sum(dim=3) * torch.arange(21.0)).sum(dim=(1, 2)) - 10
+    columns = (moved.sum(dim=2) * torch.arange(21.0)).sum(dim=(1, 2)) - 10
+    assert rows.abs().max() <= 0.2 * 21 + 1e-9
+    assert columns.abs().max() <= 0.2 * 21 + 1e-9
+    assert rows.abs().max() > 0.1 * 21  # draws span the range
+    disc = _disc(side=65, radius=12.0).expand(64, 1, -1, -1)
+    scaled = random_affine(
+        disc, degrees=0, translate=0, scale=0.3, generator=_generator(2)
+    )
+    ratio = (scaled.sum(dim=(1, 2, 3)) / disc.sum(dim=(1, 2, 3))).sqrt()
+    assert 0.7 - 0.02 <= ratio.min() < 0.8
+    assert 1.2 < ratio.max() <= 1.3 + 0.02
 
 
 def test_rotation_angles_stay_within_degrees():
@@ -279,6 +323,9 @@ def test_images_must_be_floating_point_tensors():
         (lambda X: horizontal_flip(X, p=-0.1), "p must be"),
         (lambda X: random_rotation(X, degrees=-5.0), "degrees must be"),
         (lambda X: random_rotation(X, degrees=200.0), "degrees must be"),
+        (lambda X: random_affine(X, translate=1.5), "translate must be"),
+        (lambda X: random_affine(X, scale=-0.1), "scale must be"),
+        (lambda X: random_affine(X, scale=1.0), "scale must be below 1"),
         (lambda X: color_jitter(X, brightness=-1.0), "brightness must be"),
         (lambda X: color_jitter(X, contrast=float("inf")), "contrast must be"),
         (lambda X: color_jitter(X, saturation=float("nan")), "saturation must be"),
@@ -297,6 +344,9 @@ def test_bad_strengths_raise(call, match):
         ("flip", "always"),
         ("degrees", -1.0),
         ("degrees", 181.0),
+        ("translate", -0.1),
+        ("scale", 1.0),
+        ("choose_one", 1),
         ("brightness", -0.1),
         ("contrast", "0.4"),
         ("saturation", float("nan")),
@@ -320,6 +370,33 @@ def test_default_flip_spares_single_channel_images():
     assert torch.equal(Y, horizontal_flip(rgb, p=0.5, generator=_generator(0)))
 
 
+def test_choose_one_applies_one_transformation_per_image():
+    """Each image flipped or brightened, never both; about half each."""
+    X = torch.rand(400, 1, 6, 6, dtype=torch.float64) + 0.1
+    augment = SelfAugmentation(
+        flip=1.0, degrees=0, brightness=0.5, contrast=0, saturation=0, choose_one=True
+    )
+    Y = augment(X, generator=_generator(0))
+    flipped = (Y == X.flip(-1)).flatten(start_dim=1).all(dim=1)
+    ratio = Y / X  # brightness: one factor per image
+    brightened = (ratio - ratio[:, :1, :1, :1]).abs().flatten(start_dim=1).amax(
+        dim=1
+    ) < 1e-12
+    brightened &= (ratio[:, 0, 0, 0] - 1).abs() > 1e-9
+    assert not (flipped & brightened).any()
+    assert (flipped | brightened).all()
+    assert 150 < flipped.sum() < 250
+    assert torch.equal(augment(X, generator=_generator(0)), Y)
+
+
+def test_choose_one_without_transformations_is_the_identity():
+    X = _images()
+    off = SelfAugmentation(
+        flip=0, degrees=0, brightness=0, contrast=0, saturation=0, choose_one=True
+    )
+    assert torch.equal(off(X, generator=_generator(0)), X)
+
+
 # -- SelfAugmentation as an estimator parameter --------------------------------
 
 
@@ -331,8 +408,8 @@ def test_self_augmentation_is_a_value():
     assert pickle.loads(pickle.dumps(augment)) == augment
     assert hash(augment) == hash(SelfAugmentation(flip=0.0, degrees=15.0))
     assert repr(augment) == (
-        "SelfAugmentation(flip=0.0, degrees=15.0, brightness=0.4, contrast=0.4, "
-        "saturation=0.4)"
+        "SelfAugmentation(flip=0.0, degrees=15.0, translate=0.0, scale=0.0, "
+        "brightness=0.4, contrast=0.4, saturation=0.4, choose_one=False)"
     )
     with pytest.raises(AttributeError):
         augment.degrees = 30.0
@@ -347,14 +424,22 @@ def test_self_augmentation_survives_clone():
 
 
 def test_self_augmentation_composes_the_three_transforms():
-    """Flip, rotation, colour jitter, in this order, from one generator."""
+    """Flip, rotation-shift-scale, colour jitter, in this order, one generator."""
     X = _images()
     augment = SelfAugmentation(
-        flip=0.5, degrees=30.0, brightness=0.3, contrast=0.2, saturation=0.1
+        flip=0.5,
+        degrees=30.0,
+        translate=0.1,
+        scale=0.2,
+        brightness=0.3,
+        contrast=0.2,
+        saturation=0.1,
     )
     generator = _generator(0)
     expected = horizontal_flip(X, p=0.5, generator=generator)
-    expected = random_rotation(expected, degrees=30.0, generator=generator)
+    expected = random_affine(
+        expected, degrees=30.0, translate=0.1, scale=0.2, generator=generator
+    )
     expected = color_jitter(
         expected, brightness=0.3, contrast=0.2, saturation=0.1, generator=generator
     )
