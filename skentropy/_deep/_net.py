@@ -236,6 +236,30 @@ class ClusteringNet(NeuralNet):
         self.criterion__loss = loss
         self.initialize_criterion()
 
+    def get_params_for_optimizer(self, prefix, named_parameters):
+        """skorch's optimizer parameters, without weight decay on 1-d parameters.
+
+        Weight decay shrinks the weights of the convolutions and linear maps
+        (the network's and the heads'), not the biases nor the scales and
+        shifts of normalization layers (the parameters of one dimension),
+        whose size sets no margin and which decay would pull towards a
+        degenerate 0 ("no bias decay", He et al., Bag of Tricks for Image
+        Classification, CVPR 2019, §5.1).
+        """
+        args, kwargs = super().get_params_for_optimizer(prefix, named_parameters)
+        if not kwargs.get("weight_decay"):
+            return args, kwargs
+        groups = []
+        for group in args[0]:
+            params = group["params"]
+            decayed = [param for param in params if param.ndim > 1]
+            kept = [param for param in params if param.ndim <= 1]
+            if decayed:
+                groups.append({**group, "params": decayed})
+            if kept:
+                groups.append({**group, "params": kept, "weight_decay": 0.0})
+        return (groups, *args[1:]), kwargs
+
     def fit_loop(self, X, y=None, **fit_params):
         """skorch's training loop, stopped by the policy, passing Ctrl-C on.
 

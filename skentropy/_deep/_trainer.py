@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from sklearn.utils.validation import validate_data
 from skorch.callbacks import ProgressBar
+from torch.optim.swa_utils import update_bn
 
 from skentropy._deep._net import (
     ClusteringModule,
@@ -172,6 +173,9 @@ class DeepTrainer(Trainer):
         try:
             with seeded_rng(seed, device):
                 net.partial_fit(inputs)
+                _recalibrate_batch_norm(
+                    net, X, sample_weight, estimator.batch_size, random_state
+                )
         except Interrupted:  # Ctrl-C: the estimator restores its state
             raise KeyboardInterrupt from None
         finally:
@@ -204,6 +208,33 @@ class DeepTrainer(Trainer):
 def _read_rows(X, device, indices):
     """The samples of X at ``indices`` as a tensor on ``device``."""
     return torch.as_tensor(X[indices], device=device)
+
+
+def _recalibrate_batch_norm(net, X, sample_weight, batch_size, random_state):
+    """Batch norm's running statistics recomputed on the samples of X.
+
+    In training, a batch norm layer normalizes by the statistics of the
+    batch (of augmented views) and keeps exponential running means of them
+    (momentum 0.1) for evaluation mode, in which the estimator predicts;
+    these trail the network by the last few dozen steps, and after a short
+    training they are still near their initial values, so that every sample
+    can land in one cluster. After each training, one pass over the samples
+    of X that weigh more than 0, in random batches of the training's size,
+    without gradients, sets them to the statistics of the trained network on
+    clean samples, averaged over the batches
+    (:func:`torch.optim.swa_utils.update_bn`, as for stochastic weight
+    averaging).
+    """
+    rows = random_state.permutation(np.flatnonzero(sample_weight > 0))
+    if rows.size < 2:
+        return
+    n_batches = -(-rows.size // batch_size)
+    batches = (
+        torch.as_tensor(X[np.sort(part)], device=net.device)
+        for part in np.array_split(rows, n_batches)
+    )
+    with torch.no_grad():
+        update_bn(batches, net.module_)
 
 
 def _features(net, X, batch_size):

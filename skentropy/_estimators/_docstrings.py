@@ -60,8 +60,11 @@ Learning rate of the optimizer.""",
 gradient descent (:class:`torch.optim.SGD`), the optimizer of the
 papers' protocol on fixed features.""",
     "weight_decay": """\
-Weight decay of the optimizer, on all parameters including the bias. A
-separate setting from ``gamma``.""",
+Weight decay of the optimizer, a separate setting from ``gamma``. On
+fixed features it acts on all parameters of the heads, the bias
+included; in deep mode (``module``) on the weights of the network's
+convolutions and linear maps and of the heads, not on biases nor on the
+scales and shifts of normalization layers.""",
     "tol": """\
 Tolerance of the stopping rule: training stops when the mean training
 loss of an epoch has not been lower than the best so far minus ``tol``

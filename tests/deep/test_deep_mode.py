@@ -1,5 +1,6 @@
 """Deep mode: estimators that train a feature network through skorch."""
 
+import copy
 import pickle
 import warnings
 
@@ -433,3 +434,85 @@ def test_estimated_prior_in_deep_mode(Estimator, images):
     # three equal classes: the estimate stays near equal shares
     np.testing.assert_allclose(model.prior_, 1 / 3, atol=0.1)
     assert adjusted_rand_score(y, model.labels_) > 0.9
+
+
+def _batch_norm_inputs(model, X):
+    """Each batch norm layer's running statistics, and its input on all of X.
+
+    The input is that of a forward pass of X in one batch in training mode,
+    after which the running statistics are put back as they were.
+    """
+    module = copy.deepcopy(model.net_.module_)
+    layers = [
+        m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)
+    ]
+    running = {
+        layer: (layer.running_mean.clone(), layer.running_var.clone())
+        for layer in layers
+    }
+    inputs = {}
+    hooks = [
+        layer.register_forward_hook(
+            lambda layer, args, output: inputs.__setitem__(layer, args[0])
+        )
+        for layer in layers
+    ]
+    module.train()
+    try:
+        with torch.no_grad():
+            module(torch.as_tensor(X))
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return {layer: (*running[layer], inputs[layer]) for layer in layers}
+
+
+def test_batch_norm_statistics_are_those_of_the_trained_network(images):
+    X, _ = images  # 180 samples: three batches of 60
+    model = deep(max_iter=2).fit(X)
+    layers = _batch_norm_inputs(model, X)
+    assert layers
+    for running_mean, running_var, values in layers.values():
+        per_channel = values.transpose(0, 1).flatten(start_dim=1)
+        # the mean of three equal random batches' means; of their variances
+        np.testing.assert_allclose(
+            running_mean, per_channel.mean(dim=1), rtol=1e-4, atol=1e-5
+        )
+        np.testing.assert_allclose(running_var, per_channel.var(dim=1), rtol=0.1)
+
+
+def test_a_short_fit_predicts_as_it_trained():
+    """Evaluation-mode labels after 3 steps are the training-mode ones.
+
+    Away from 0, the images' batch statistics are far from batch norm's
+    initial running statistics (0 and 1), where momentum 0.1 would leave
+    them after 3 steps: predictions would then use 2 of the 3 clusters the
+    training uses, agreeing with its labels at ARI 0.67 only.
+    """
+    X, _ = make_images()
+    X = X + 3.0
+    model = deep(max_iter=1).fit(X)
+    module = model.net_.module_
+    module.train()
+    with torch.no_grad():
+        trained = module(torch.as_tensor(X))[:, model.best_head_].argmax(dim=1)
+    module.eval()
+    assert np.unique(trained).size == 3
+    assert np.unique(model.labels_).size == 3
+    assert adjusted_rand_score(trained.numpy(), model.labels_) > 0.95
+    np.testing.assert_array_equal(model.predict(X), model.labels_)
+
+
+def test_weight_decay_spares_biases_and_normalization(images):
+    X, _ = images
+    model = deep(weight_decay=0.01, max_iter=1).fit(X)
+    decays = {
+        id(param): group["weight_decay"]
+        for group in model.net_.optimizer_.param_groups
+        for param in group["params"]
+    }
+    named = dict(model.net_.module_.named_parameters())
+    assert len(decays) == len(named)
+    for name, param in named.items():
+        assert decays[id(param)] == (0.01 if param.ndim > 1 else 0.0), name
+    assert decays[id(named["heads.0.weight"])] == 0.01  # the margin's v
