@@ -48,6 +48,7 @@ CHOICES = {
     "SelfAugmentation(flip=0)": SelfAugmentation(flip=0.0),
     "SelfAugmentation() (flip='auto')": SelfAugmentation(),
     "SelfAugmentation(choose_one=True)": SelfAugmentation(choose_one=True),
+    "SelfAugmentation(clean=0.5)": SelfAugmentation(clean=0.5),
     "SelfAugmentation(scale=0.1)": SelfAugmentation(scale=0.1),
     "SelfAugmentation(translate=0.1, scale=0.1)": SelfAugmentation(
         translate=0.1, scale=0.1

@@ -484,6 +484,13 @@ class SelfAugmentation:
         papers' "two augmentations sampled from horizontal flip, rotation
         and colour distortion", a weaker augmentation.
 
+    clean : float, default=0.0
+        Probability in [0, 1] that an image of a view is left clean
+        (untransformed), drawn per image and view: with the estimator's
+        ``n_augmentations=2`` and ``clean=0.5``, one view in two is the
+        image itself on average, so that σ_i also sees x_i as it will be
+        predicted.
+
     See Also
     --------
     horizontal_flip : The flip alone.
@@ -498,7 +505,9 @@ class SelfAugmentation:
     The call draws, in this order, one number per image for the flip, one
     for the angle, two for the shifts and one for the scale if those are
     nonzero, and one per nonzero colour strength, from ``generator``; with
-    ``choose_one``, first one number per image for its transformation.
+    ``choose_one``, first one number per image for its transformation;
+    with ``clean``, before everything else, one number per image for
+    whether it stays clean.
 
     References
     ----------
@@ -520,7 +529,7 @@ class SelfAugmentation:
     >>> augment  # doctest: +NORMALIZE_WHITESPACE
     SelfAugmentation(flip='auto', degrees=15.0, translate=0.0, scale=0.0,
                      brightness=0.4, contrast=0.4, saturation=0.0,
-                     choose_one=False)
+                     choose_one=False, clean=0.0)
     >>> X = torch.rand(8, 1, 28, 28)
     >>> generator = torch.Generator().manual_seed(0)
     >>> augment(X, generator=generator).shape
@@ -535,6 +544,7 @@ class SelfAugmentation:
     contrast: float = 0.4
     saturation: float = 0.4
     choose_one: bool = False
+    clean: float = 0.0
 
     def __post_init__(self):
         if not (isinstance(self.flip, str) and self.flip == "auto"):
@@ -547,6 +557,7 @@ class SelfAugmentation:
         _check_strength(self.brightness, "brightness")
         _check_strength(self.contrast, "contrast")
         _check_strength(self.saturation, "saturation")
+        _check_strength(self.clean, "clean", high=1.0)
         if not isinstance(self.choose_one, bool):
             raise ValueError(
                 f"choose_one must be True or False, got {self.choose_one!r}."
@@ -570,6 +581,15 @@ class SelfAugmentation:
         X_augmented : torch.Tensor of shape (n_samples, C, H, W)
             The augmented images, on the device and in the dtype of ``X``.
         """
+        if self.clean > 0:
+            _check_images(X)
+            stays = _per_image(_uniform(len(X), 0.0, 1.0, generator) < self.clean)
+            augmented = self._transform(X, generator)
+            return torch.where(stays.to(X.device), X, augmented)
+        return self._transform(X, generator)
+
+    def _transform(self, X, generator):
+        """The flip, rotation-shift-scale and colour jitter of every image."""
         flip = self.flip
         if isinstance(flip, str):  # "auto": natural (RGB) images only
             flip = 0.5 if X.shape[1] == 3 else 0.0

@@ -347,6 +347,7 @@ def test_bad_strengths_raise(call, match):
         ("translate", -0.1),
         ("scale", 1.0),
         ("choose_one", 1),
+        ("clean", 1.5),
         ("brightness", -0.1),
         ("contrast", "0.4"),
         ("saturation", float("nan")),
@@ -389,6 +390,16 @@ def test_choose_one_applies_one_transformation_per_image():
     assert torch.equal(augment(X, generator=_generator(0)), Y)
 
 
+def test_clean_leaves_that_share_of_the_images_untouched():
+    X = torch.rand(400, 1, 6, 6, dtype=torch.float64)
+    Y = SelfAugmentation(clean=0.3)(X, generator=_generator(0))
+    untouched = (Y == X).flatten(start_dim=1).all(dim=1)
+    assert 80 < untouched.sum() < 160
+    assert not torch.equal(Y, X)
+    always = SelfAugmentation(clean=1.0)
+    assert torch.equal(always(X, generator=_generator(0)), X)
+
+
 def test_choose_one_without_transformations_is_the_identity():
     X = _images()
     off = SelfAugmentation(
@@ -409,7 +420,8 @@ def test_self_augmentation_is_a_value():
     assert hash(augment) == hash(SelfAugmentation(flip=0.0, degrees=15.0))
     assert repr(augment) == (
         "SelfAugmentation(flip=0.0, degrees=15.0, translate=0.0, scale=0.0, "
-        "brightness=0.4, contrast=0.4, saturation=0.4, choose_one=False)"
+        "brightness=0.4, contrast=0.4, saturation=0.4, choose_one=False, "
+        "clean=0.0)"
     )
     with pytest.raises(AttributeError):
         augment.degrees = 30.0
