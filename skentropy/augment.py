@@ -79,6 +79,15 @@ def _check_strength(value, name, *, high=math.inf):
         )
 
 
+def _check_affine(degrees, translate, scale):
+    """Check the strengths of :func:`random_affine`."""
+    _check_strength(degrees, "degrees", high=180.0)
+    _check_strength(translate, "translate", high=1.0)
+    _check_strength(scale, "scale", high=1.0)
+    if scale == 1.0:
+        raise ValueError("scale must be below 1 (a factor of 0 empties the image).")
+
+
 def _uniform(n, low, high, generator):
     """n float64 numbers uniform in [low, high), drawn on the CPU."""
     if generator is not None and generator.device.type != "cpu":
@@ -296,11 +305,7 @@ def random_affine(X, *, degrees=20.0, translate=0.1, scale=0.1, generator=None):
     torch.Size([4, 1, 28, 28])
     """
     _check_images(X)
-    _check_strength(degrees, "degrees", high=180.0)
-    _check_strength(translate, "translate", high=1.0)
-    _check_strength(scale, "scale", high=1.0)
-    if scale == 1.0:
-        raise ValueError("scale must be below 1 (a factor of 0 empties the image).")
+    _check_affine(degrees, translate, scale)
     if degrees == translate == scale == 0:
         return X
     n = len(X)
@@ -549,11 +554,7 @@ class SelfAugmentation:
     def __post_init__(self):
         if not (isinstance(self.flip, str) and self.flip == "auto"):
             _check_strength(self.flip, "flip", high=1.0)
-        _check_strength(self.degrees, "degrees", high=180.0)
-        _check_strength(self.translate, "translate", high=1.0)
-        _check_strength(self.scale, "scale", high=1.0)
-        if self.scale == 1.0:
-            raise ValueError("scale must be below 1 (a factor of 0 empties the image).")
+        _check_affine(self.degrees, self.translate, self.scale)
         _check_strength(self.brightness, "brightness")
         _check_strength(self.contrast, "contrast")
         _check_strength(self.saturation, "saturation")
