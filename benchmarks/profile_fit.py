@@ -57,7 +57,7 @@ PARTS = [
     ("pseudo-labels", "pseudo_labels/_api.py", "collision_ce_labels"),
     ("pseudo-labels", "pseudo_labels/_sinkhorn.py", "sinkhorn_labels"),
     ("pseudo-labels", "pseudo_labels/_forward_kl.py", "forward_kl_labels"),
-    ("loss terms", "_estimators/_training.py", "__call__"),
+    ("loss terms", "_estimators/_training.py", "stacked"),
     ("head forward", "_estimators/_shallow.py", "_view_log_probs"),
     ("backward", "torch/_tensor.py", "backward"),
     ("optimizer step", "torch/optim/optimizer.py", "wrapper"),

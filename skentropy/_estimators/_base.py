@@ -88,6 +88,17 @@ class _BaseEntropyClustering(
         shape (n_samples,). It returns the loss, a tensor of shape ().
         """
 
+    _stacked_loss = False
+    """Whether the function of :meth:`_mini_batch_loss` also takes a stack.
+
+    A stack is the heads' ln σ on the batch, of shape (n_heads, n_samples,
+    n_clusters), with ``prior`` of shape (n_heads, n_clusters) (one per
+    head, ``prior="auto"``), (n_clusters,) or None; the function then
+    returns the heads' losses, of shape (n_heads,), and the shallow trainer
+    calls it once per batch for all heads (the self-labeling estimators
+    solve all heads' pseudo-labels at once). False: one call per head.
+    """
+
     def _epoch_targets(self, log_probs, prior, sample_weight):
         """Hook: targets of every training sample for the coming epoch, or None.
 
@@ -269,7 +280,10 @@ class _BaseEntropyClustering(
                 else:
                     prior = check_prior(self.prior, self.n_clusters)
                 loss = TrainingLoss(
-                    self._mini_batch_loss(), gamma=self.gamma, prior=prior
+                    self._mini_batch_loss(),
+                    gamma=self.gamma,
+                    prior=prior,
+                    takes_stacks=self._stacked_loss,
                 )
                 run = Run(
                     epochs=1 if incremental else self.max_iter,

@@ -91,8 +91,11 @@ own k-means++ seeds (and Norm-FC prototypes); the head with the lowest
 training loss in the last epoch is kept, a selection that needs no
 labels (as in IIC, SCAN and TwoStageUC). Unlike ``n_init``, whose
 trainings run one after the other, each with its own epochs and early
-stopping, the heads share every epoch; early stopping follows the
-lowest head loss. Both can be combined.""",
+stopping, the heads share every epoch and every mini-batch (on fixed
+features, one matrix product gives all linear heads' logits, and the
+self-labeling estimators solve all heads' pseudo-labels of a batch at
+once); early stopping follows the lowest head loss. Both can be
+combined.""",
     "temperature": """\
 Temperature τ of the Norm-FC head, logits = cos / τ; the paper uses
 0.1. Ignored by the linear head.""",

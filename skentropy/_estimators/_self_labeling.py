@@ -7,6 +7,8 @@ term γ‖v‖² and does the rest.
 
 import functools
 
+import torch
+
 from skentropy import losses
 from skentropy._estimators._base import _BaseEntropyClustering
 from skentropy._estimators._docstrings import fill_doc
@@ -19,7 +21,11 @@ def reverse_ce_loss(log_probs, prior, sample_weight, *, fairness_weight, tol, ma
 
     Eq. (13)-(17) of entropy-clustering-kmeans-svm: the pseudo-labels by the
     EM of :func:`~skentropy.pseudo_labels.reverse_ce_labels`, then the
-    reverse cross-entropy with y fixed.
+    reverse cross-entropy with y fixed. ``log_probs`` of one head, of shape
+    (n_samples, n_clusters), or of a stack of heads, of shape (n_heads,
+    n_samples, n_clusters) with ``prior`` of shape (n_heads, n_clusters),
+    (n_clusters,) or None: the heads' pseudo-labels are then solved at once,
+    each as it would be alone, and the loss of each head is returned.
     """
     targets = reverse_ce_labels(
         log_probs.detach().exp(),
@@ -31,7 +37,7 @@ def reverse_ce_loss(log_probs, prior, sample_weight, *, fairness_weight, tol, ma
         method="em",
         check_input=False,
     )
-    return losses.reverse_cross_entropy(log_probs, targets, sample_weight)
+    return _per_head(losses.reverse_cross_entropy, log_probs, targets, sample_weight)
 
 
 def collision_ce_loss(
@@ -41,7 +47,8 @@ def collision_ce_loss(
 
     Eq. (11)-(17) of collision-cross-entropy: the pseudo-labels by the EM of
     :func:`~skentropy.pseudo_labels.collision_ce_labels`, then the collision
-    cross-entropy with y fixed.
+    cross-entropy with y fixed. One head or a stack of heads, as for
+    :func:`reverse_ce_loss`.
     """
     targets = collision_ce_labels(
         log_probs.detach().exp(),
@@ -53,7 +60,19 @@ def collision_ce_loss(
         method="em",
         check_input=False,
     )
-    return losses.collision_cross_entropy(log_probs, targets, sample_weight)
+    return _per_head(losses.collision_cross_entropy, log_probs, targets, sample_weight)
+
+
+def _per_head(loss, log_probs, targets, sample_weight):
+    """``loss`` of one head, or of each head of a stack (shape (n_heads,))."""
+    if log_probs.ndim == 2:
+        return loss(log_probs, targets, sample_weight)
+    return torch.stack(
+        [
+            loss(head_log_probs, head_targets, sample_weight)
+            for head_log_probs, head_targets in zip(log_probs, targets, strict=True)
+        ]
+    )
 
 
 @fill_doc
@@ -282,6 +301,8 @@ class EntropyClustering(_BaseEntropyClustering):
         )
         self.em_tol = em_tol
         self.em_max_iter = em_max_iter
+
+    _stacked_loss = True
 
     def _mini_batch_loss(self):
         return functools.partial(
@@ -524,6 +545,8 @@ class CollisionCEClustering(_BaseEntropyClustering):
         )
         self.em_tol = em_tol
         self.em_max_iter = em_max_iter
+
+    _stacked_loss = True
 
     def _mini_batch_loss(self):
         return functools.partial(

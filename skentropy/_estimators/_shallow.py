@@ -22,7 +22,11 @@ from skentropy._estimators._batching import (
     one_thread,
     to_tensor,
 )
-from skentropy._estimators._heads import input_standardization, make_head
+from skentropy._estimators._heads import (
+    input_standardization,
+    make_head,
+    stacked_logits,
+)
 from skentropy._estimators._params import validate_features
 from skentropy._estimators._seeding import init_size, seed_heads
 from skentropy._estimators._training import (
@@ -247,19 +251,13 @@ class ShallowTrainer(Trainer):
                     continue  # zero weights drop rows, and here a whole batch
                 weight = weights[rows]
                 views = model.views(read(rows), rows, generator)
-                head_losses = torch.stack(
-                    [
-                        loss(
-                            self._view_log_probs(head, views, model.views.n_views),
-                            head.margin_weight,
-                            weight,
-                            labels=None if labels is None else labels[rows],
-                            epoch_targets=_rows_of(targets, index, rows),
-                            margin_scale=scale,
-                            head=index,
-                        )
-                        for index, head in enumerate(heads)
-                    ]
+                head_losses = loss.stacked(
+                    self._view_log_probs(heads, views, model.views.n_views),
+                    [head.margin_weight for head in heads],
+                    weight,
+                    labels=None if labels is None else labels[rows],
+                    epoch_targets=_rows_of(targets, rows),
+                    margin_scale=scale,
                 )
                 optimizer.zero_grad()
                 head_losses.sum().backward()
@@ -275,10 +273,14 @@ class ShallowTrainer(Trainer):
             )
         return mean_losses
 
-    def _view_log_probs(self, head, views, n_views):
-        """ln σ of a head on a batch, averaged over the views of each sample."""
-        log_probs = torch.log_softmax(head(views), dim=1)
-        return average_over_views(log_probs, n_views)
+    def _view_log_probs(self, heads, views, n_views):
+        """ln σ of the heads on a batch, averaged over the views of each sample.
+
+        Of shape (n_heads, n_samples, n_clusters), from the heads' logits of
+        :func:`~skentropy._estimators._heads.stacked_logits`.
+        """
+        log_probs = torch.log_softmax(stacked_logits(heads, views), dim=-1)
+        return average_over_views(log_probs, n_views).transpose(0, 1)
 
     def log_probs(self, model, X, head):
         return self._log_probs(model.heads[head], X)
@@ -300,9 +302,13 @@ class ShallowTrainer(Trainer):
         return {"_optimizer_state": _optimizer_state(model.optimizer, self.estimator)}
 
 
-def _rows_of(targets, head, rows):
-    """The batch's rows of a head's targets of the epoch, or None."""
-    return None if targets is None else targets[head][rows]
+def _rows_of(targets, rows):
+    """The batch's rows of each head's targets of the epoch, or None."""
+    if targets is None:
+        return None
+    return [
+        None if head_targets is None else head_targets[rows] for head_targets in targets
+    ]
 
 
 def _make_optimizer(heads, estimator, state=None):

@@ -207,12 +207,20 @@ class TrainingLoss:
         :class:`~skentropy._prior.PriorEstimate` (``prior="auto"``) gives
         each head its own target, and each head's loss on a batch moves its
         estimate towards the batch's mean prediction σ̄.
+
+    takes_stacks : bool, default=False
+        Whether ``batch_loss`` also takes the heads' ln σ stacked, of shape
+        (n_heads, n_samples, n_clusters), with the priors of shape
+        (n_heads, n_clusters) (or one of shape (n_clusters,), or None), and
+        returns the heads' losses, of shape (n_heads,): :meth:`stacked` then
+        makes one call for all heads (see the estimators' ``_stacked_loss``).
     """
 
-    def __init__(self, batch_loss, *, gamma, prior):
+    def __init__(self, batch_loss, *, gamma, prior, takes_stacks=False):
         self.batch_loss = batch_loss
         self.gamma = gamma
         self.prior = prior
+        self.takes_stacks = takes_stacks
 
     def to(self, dtype, device):
         """The same loss with its prior in ``dtype`` on ``device``.
@@ -223,7 +231,12 @@ class TrainingLoss:
         prior = (
             None if self.prior is None else self.prior.to(dtype=dtype, device=device)
         )
-        return TrainingLoss(self.batch_loss, gamma=self.gamma, prior=prior)
+        return TrainingLoss(
+            self.batch_loss,
+            gamma=self.gamma,
+            prior=prior,
+            takes_stacks=self.takes_stacks,
+        )
 
     def head_prior(self, head):
         """The target proportions of head number ``head`` now (None: uniform)."""
@@ -276,6 +289,85 @@ class TrainingLoss:
         """
         extra = {} if epoch_targets is None else {"epoch_targets": epoch_targets}
         loss = self.batch_loss(log_probs, self.head_prior(head), sample_weight, **extra)
+        return self._whole(
+            loss, log_probs, margin_weight, sample_weight, labels, margin_scale, head
+        )
+
+    def stacked(
+        self,
+        log_probs,
+        margin_weights,
+        sample_weight,
+        *,
+        labels=None,
+        epoch_targets=None,
+        margin_scale=1.0,
+    ):
+        """The losses of all heads on one batch, as :meth:`__call__` gives each.
+
+        Parameters
+        ----------
+        log_probs : torch.Tensor of shape (n_heads, n_samples, n_clusters)
+            ln σ of every head on the batch (averaged over views), tracked by
+            autograd.
+
+        margin_weights : list of torch.Tensor or None
+            The weights v of each head's margin term.
+
+        sample_weight, labels, margin_scale
+            As for :meth:`__call__`.
+
+        epoch_targets : list of torch.Tensor, default=None
+            The batch's rows of each head's targets of the epoch, or None.
+
+        Returns
+        -------
+        losses : torch.Tensor of shape (n_heads,)
+            One batch loss for all heads when the batch loss takes stacks
+            (``takes_stacks``) and there are no targets of the epoch; one
+            call per head otherwise.
+        """
+        heads = range(len(margin_weights))
+        if not self.takes_stacks or epoch_targets is not None:
+            return torch.stack(
+                [
+                    self(
+                        log_probs[head],
+                        margin_weights[head],
+                        sample_weight,
+                        labels=labels,
+                        epoch_targets=None
+                        if epoch_targets is None
+                        else epoch_targets[head],
+                        margin_scale=margin_scale,
+                        head=head,
+                    )
+                    for head in heads
+                ]
+            )
+        prior = self.prior
+        if isinstance(prior, PriorEstimate):
+            prior = torch.stack([self.head_prior(head) for head in heads])
+        batch_losses = self.batch_loss(log_probs, prior, sample_weight)
+        return torch.stack(
+            [
+                self._whole(
+                    batch_losses[head],
+                    log_probs[head],
+                    margin_weights[head],
+                    sample_weight,
+                    labels,
+                    margin_scale,
+                    head,
+                )
+                for head in heads
+            ]
+        )
+
+    def _whole(
+        self, loss, log_probs, margin_weight, sample_weight, labels, margin_scale, head
+    ):
+        """A head's batch loss plus its margin and labeled terms; moves its prior."""
         if isinstance(self.prior, PriorEstimate) and margin_scale == 1.0:
             weight = sample_weight / sample_weight.sum()
             self.prior.update(head, weight @ log_probs.detach().exp())

@@ -10,14 +10,24 @@ has exact zeros, the snapping of entries that EM cannot zero or revive.
 
 All functions here work on float64 torch tensors, vectorized over rows, and
 assume validated input: ``probs`` (N, K) rows on the simplex, ``weights``
-(N,) non-negative summing to one, ``prior`` (K,) on the simplex.
+(N,) non-negative summing to one, ``prior`` (K,) on the simplex. They also
+solve a stack of problems at once, the estimators' heads on one mini-batch:
+``probs`` and y of shape (S, N, K), sharing the row weights, with ``prior``
+of shape (K,) or (S, 1, K). Every problem of a stack takes the steps it
+would take alone and stops on its own test (its y is frozen from then on);
+the stack only moves in lockstep, so that each step is one set of tensor
+operations for all problems.
 """
 
 import math
 
 import torch
 
-from skentropy.pseudo_labels._problem import combine_kkt_terms, scaled_gradient
+from skentropy.pseudo_labels._problem import (
+    kkt_terms,
+    scaled_gradient,
+    weighted_mean,
+)
 
 # Newton iterations of the collision M-step root; the iteration is monotone and
 # quadratic near the root, so this cap is only reached on pathological input.
@@ -30,11 +40,6 @@ _SNAP_RELATIVE = 1e-3
 # Shares of a row's largest entry at which a zero entry that should gain mass
 # restarts, tried largest first.
 _REVIVE_SHARES = (1e-3, 1e-5, 1e-7, 1e-9)
-
-
-def weighted_mean(y, weights):
-    """ȳ = Σ_i w_i y_i with weights summing to one."""
-    return weights @ y
 
 
 def fairness_coefficients(y, weights, prior, fairness_weight):
@@ -54,7 +59,7 @@ def reverse_ce_m_step(probs, coef):
 
     y_ik = (σ_ik + a_ik) / (1 + Σ_c a_ic) with a_ik = λ N u_k S_ik.
     """
-    return (probs + coef) / (1.0 + coef.sum(dim=1, keepdim=True))
+    return (probs + coef) / (1.0 + coef.sum(dim=-1, keepdim=True))
 
 
 def reverse_ce_update(probs, weights, scaled_prior, y):
@@ -69,7 +74,7 @@ def reverse_ce_update(probs, weights, scaled_prior, y):
     """
     y_bar = weighted_mean(y, weights).clamp_min(torch.finfo(y.dtype).tiny)
     numerator = torch.addcmul(probs, y, scaled_prior / y_bar)
-    return numerator / numerator.sum(dim=1, keepdim=True)
+    return numerator / numerator.sum(dim=-1, keepdim=True)
 
 
 def reverse_ce_em(probs, weights, prior, fairness_weight, y, tol, max_iter):
@@ -96,25 +101,39 @@ def reverse_ce_em(probs, weights, prior, fairness_weight, y, tol, max_iter):
     β_k / (1 + Σ_c β_c y_ic).
 
     Returns ``(y, n_iter, converged)``; a converged y is the last iterate whose
-    residual was measured to be at most ``tol``.
+    residual was measured to be at most ``tol``. ``n_iter`` and ``converged``
+    are tensors of the stack's shape (0-dim for one problem).
     """
     scaled_prior = fairness_weight * prior
     counted = weights > 0
     counted = None if bool(counted.all()) else counted
     tiny = torch.finfo(y.dtype).tiny
-    for n_iter in range(1, max_iter + 1):
+    converged = torch.zeros(y.shape[:-2], dtype=torch.bool, device=y.device)
+    n_iter = torch.full_like(converged, max_iter, dtype=torch.int64)
+    for iteration in range(1, max_iter + 1):
+        start = y
         for _ in range(_UPDATES_PER_TEST - 1):
             y = reverse_ce_update(probs, weights, scaled_prior, y)
         # the third update written out, to keep β and the denominator of eq. 17
         fair = scaled_prior / weighted_mean(y, weights).clamp_min(tiny)
         numerator = torch.addcmul(probs, y, fair)
-        denominator = numerator.sum(dim=1, keepdim=True)
+        denominator = numerator.sum(dim=-1, keepdim=True)
         y_next = numerator / denominator
         growth = torch.where(y > 0, y_next / y, fair / denominator)
-        if combine_kkt_terms(y - y_next, 1.0 - growth, counted) <= tol:
-            return y, n_iter, True
-        y = y_next
-    return y, max_iter, False
+        passed = ~converged & (kkt_terms(y - y_next, 1.0 - growth, counted) <= tol)
+        n_iter = torch.where(passed, iteration, n_iter)
+        y = torch.where(
+            _per_row(converged), start, torch.where(_per_row(passed), y, y_next)
+        )
+        converged = converged | passed
+        if bool(converged.all()):
+            break
+    return y, n_iter, converged
+
+
+def _per_row(flags):
+    """Per-problem flags of shape (...) broadcast against y of shape (..., N, K)."""
+    return flags[..., None, None]
 
 
 def _collision_gap(coef, total, closeness, positive, has_root):
@@ -138,13 +157,13 @@ def _collision_gap(coef, total, closeness, positive, has_root):
         (coef - closeness * (1.0 + total)) / free.clamp_min(1e-300),
         -math.inf,
     )
-    gap = start.amax(dim=1, keepdim=True).clamp_min(0.0)
+    gap = start.amax(dim=-1, keepdim=True).clamp_min(0.0)
     for _ in range(_ROOT_MAX_ITER):
         denom = gap * free + closeness * (1.0 + total)
         terms = torch.where(positive, coef / denom, 0.0)
-        value = terms.sum(dim=1, keepdim=True) - 1.0
+        value = terms.sum(dim=-1, keepdim=True) - 1.0
         # d/dg of a_k / d_k = −a_k (1 − c_k) / d_k²
-        slope = -(terms * free / denom).sum(dim=1, keepdim=True)
+        slope = -(terms * free / denom).sum(dim=-1, keepdim=True)
         active = has_root & (value > 1e-13)
         if not bool(active.any()):
             break
@@ -171,9 +190,9 @@ def collision_ce_m_step(probs, coef):
     denominators keep their digits for tiny a_k.
     """
     positive = coef > 0
-    total = coef.sum(dim=1, keepdim=True)
+    total = coef.sum(dim=-1, keepdim=True)
     sigma_p = torch.where(positive, probs, 0.0)
-    sigma_max = sigma_p.amax(dim=1, keepdim=True)
+    sigma_max = sigma_p.amax(dim=-1, keepdim=True)
     has_root = sigma_max > 0
     # c_k = 1 − σ_k/σ_max on P; 1 (a constant denominator 1 + A) without a root
     closeness = torch.where(
@@ -181,8 +200,8 @@ def collision_ce_m_step(probs, coef):
     )
     gap = _collision_gap(coef, total, closeness, positive, has_root)
     sigma_free = torch.where(positive, -1.0, probs)
-    sigma_c, c = sigma_free.max(dim=1, keepdim=True)
-    has_free = ~positive.all(dim=1, keepdim=True)
+    sigma_c, c = sigma_free.max(dim=-1, keepdim=True)
+    has_free = ~positive.all(dim=-1, keepdim=True)
     # x_c = σ_c / (1 + A) as a gap: (1 + A)(1 − σ_max / σ_c)
     safe_c = torch.where(sigma_c > 0, sigma_c, 1.0)
     gap_c = torch.where(
@@ -191,12 +210,12 @@ def collision_ce_m_step(probs, coef):
     gap = torch.maximum(gap, gap_c)
     denom = gap * (1.0 - closeness) + closeness * (1.0 + total)
     y = torch.where(positive, coef / denom, 0.0)
-    rest = (1.0 - y.sum(dim=1, keepdim=True)).clamp_min(0.0)
-    y = y.scatter_add(1, c, torch.where(has_free, rest, 0.0))
-    return y / y.sum(dim=1, keepdim=True)
+    rest = (1.0 - y.sum(dim=-1, keepdim=True)).clamp_min(0.0)
+    y = y.scatter_add(-1, c, torch.where(has_free, rest, 0.0))
+    return y / y.sum(dim=-1, keepdim=True)
 
 
-def squarem(em_map, objective, converged, y, max_iter, snap=None):
+def squarem(em_map, objective, converged, y, max_iter, snap=None, done=None):
     """SQUAREM-accelerated fixed-point iteration of a monotone EM map.
 
     Scheme SqS3 of Varadhan & Roland (2008): from r = F(y) − y and
@@ -207,71 +226,101 @@ def squarem(em_map, objective, converged, y, max_iter, snap=None):
     plain EM steps, which never increase the objective (EM is a
     majorize-minimize scheme, entropy-clustering eq. 15).
 
-    ``snap``, if given, maps y to an iterable of candidate points (e.g. with
-    entries set to zero or revived); after each iteration the first candidate
-    that, after one more F, does not increase the objective replaces y.
+    ``snap``, if given, maps y to an iterable of pairs (candidate points, e.g.
+    with entries set to zero or revived, and the problems they are
+    candidates for); after each iteration the first candidate of a problem
+    that, after one more F, does not increase its objective replaces its y.
 
-    Returns ``(y, n_iter, converged)``; each iteration evaluates F three times.
+    On a stack of problems (y of shape (S, N, K); ``objective`` and
+    ``converged`` give one value per problem) each problem has its own step
+    α and its own test; a problem that ``done`` (shape (S,)) marks, or that
+    has converged, keeps its y.
+
+    Returns ``(y, n_iter, converged)``, the last two tensors of the stack's
+    shape (0-dim for one problem); each iteration evaluates F three times.
     """
+    finished = torch.zeros(y.shape[:-2], dtype=torch.bool, device=y.device)
+    if done is not None:
+        finished = finished | done
+    n_iter = torch.full(finished.shape, max_iter, device=y.device)
+    n_iter[finished] = 0
     value = objective(y)
-    for n_iter in range(1, max_iter + 1):
+    for iteration in range(1, max_iter + 1):
         y1 = em_map(y)
         y2 = em_map(y1)
         r = y1 - y
         v = y2 - y1 - r
-        r_norm, v_norm = torch.linalg.vector_norm(r), torch.linalg.vector_norm(v)
-        alpha = min(-1.0, -float(r_norm / v_norm)) if v_norm > 0 else -1.0
+        r_norm = torch.linalg.vector_norm(r, dim=(-2, -1))
+        v_norm = torch.linalg.vector_norm(v, dim=(-2, -1))
+        ratio = torch.where(v_norm > 0, r_norm / v_norm, 1.0)
+        alpha = -torch.where(ratio > 1.0, ratio, 1.0)
+        y_new, value_new = y, value
+        searching = ~finished
         while True:
-            if alpha > -1.01:
-                y_new = em_map(y2)
-                value_new = objective(y_new)
-                break
-            y_ext = y - 2.0 * alpha * r + alpha**2 * v
+            plain = alpha > -1.01
+            step = _per_row(alpha)
+            y_ext = y - 2.0 * step * r + step**2 * v
             # stay in the domain: entries positive in y stay positive (the
             # reverse cross-entropy is a log barrier on them), none negative
-            if bool(((y_ext > 0) | ((y == 0) & (y_ext == 0))).all()):
-                y_new = em_map(y_ext)
-                value_new = objective(y_new)
-                if value_new <= value:
-                    break
-            alpha = 0.5 * (alpha - 1.0)
+            inside = ((y_ext > 0) | ((y == 0) & (y_ext == 0))).flatten(-2).all(-1)
+            extrapolated = ~plain & inside
+            candidate = em_map(torch.where(_per_row(extrapolated), y_ext, y2))
+            candidate_value = objective(candidate)
+            accepted = searching & (plain | (extrapolated & (candidate_value <= value)))
+            y_new = torch.where(_per_row(accepted), candidate, y_new)
+            value_new = torch.where(accepted, candidate_value, value_new)
+            searching = searching & ~accepted
+            if not bool(searching.any()):
+                break
+            alpha = torch.where(searching, 0.5 * (alpha - 1.0), alpha)
         if snap is not None:
             # EM only shrinks entries geometrically towards a boundary optimum
             # (and never revives a zero); jump when the KKT conditions say so,
             # to the first candidate that does not hurt
-            for y_snap in snap(y_new):
+            waiting = ~finished
+            for y_snap, candidates in snap(y_new):
                 y_snap = em_map(y_snap)
                 value_snap = objective(y_snap)
-                if value_snap <= value_new:
-                    y_new, value_new = y_snap, value_snap
-                    break
+                better = waiting & candidates & (value_snap <= value_new)
+                y_new = torch.where(_per_row(better), y_snap, y_new)
+                value_new = torch.where(better, value_snap, value_new)
+                waiting = waiting & ~better
         y, value = y_new, value_new
-        if converged(y):
-            return y, n_iter, True
-    return y, max_iter, False
+        passed = ~finished & converged(y)
+        n_iter = torch.where(passed, iteration, n_iter)
+        finished = finished | passed
+        if bool(finished.all()):
+            break
+    return y, n_iter, finished
 
 
-def run_em(problem, loss, tol, y, max_iter):
+def run_em(problem, loss, tol, y, max_iter, done=None):
     """The papers' EM from y, accelerated by SQUAREM; returns (y, n_iter, converged).
 
     ``problem`` is the validated input of a public function
-    (``_inputs.SolverInput``): its objective and KKT residual drive
-    :func:`squarem`. The reverse cross-entropy snaps entries
+    (``_inputs.SolverInput``), one problem or a stack: its objective and KKT
+    residual drive :func:`squarem`, and ``done`` marks the problems of a
+    stack that keep their y. The reverse cross-entropy snaps entries
     (:func:`_snap_candidates`) only where σ has exact zeros: elsewhere its
     entries stay positive (y_ik ≥ σ_ik/(1 + Σ_c β_c y_ic) after every update),
-    and nothing can snap.
+    and nothing can snap. For one problem ``n_iter`` is an int and
+    ``converged`` a bool; for a stack both are tensors of its shape.
     """
     snap = None
     if loss == "reverse" and bool((problem.probs == 0).any()):
         snap = lambda y: _snap_candidates(problem, loss, y, tol)  # noqa: E731
-    return squarem(
+    y, n_iter, converged = squarem(
         _em_map(problem, loss),
         lambda y: problem.objective(loss, y),
-        lambda y: bool(problem.kkt_residual(loss, y) <= tol),
+        lambda y: problem.kkt_residuals(loss, y) <= tol,
         y,
         max_iter,
         snap=snap,
+        done=done,
     )
+    if y.ndim == 2:
+        return y, int(n_iter), bool(converged)
+    return y, n_iter, converged
 
 
 def _em_map(problem, loss):
@@ -300,8 +349,9 @@ def _snap_candidates(problem, loss, y, tol):
     entry. The optimal share may be far below ``_SNAP_RELATIVE`` (EM then
     grows it only by a factor 1 + O(violation) per step), so candidates
     with shares ``_SNAP_RELATIVE``, 1e-2 × that, ... are yielded, largest
-    first, for the caller to keep the first that does not hurt. Yields
-    nothing when nothing snaps.
+    first (the smaller shares only for problems that revive an entry), each
+    with the problems it is a candidate for, for the caller to keep the
+    first that does not hurt. Yields nothing when nothing snaps.
     """
     # G_ik = N ∂E/∂y_ik, μ_i = Σ_k y_ik G_ik and max(1, |μ_i|)
     grad = scaled_gradient(
@@ -311,17 +361,21 @@ def _snap_candidates(problem, loss, y, tol):
         problem.weights,
         problem.fairness_weight * problem.prior,
     )
-    mu = torch.where(y > 0, y * grad, 0.0).sum(dim=1, keepdim=True)
+    mu = torch.where(y > 0, y * grad, 0.0).sum(dim=-1, keepdim=True)
     scale = mu.abs().clamp_min(1.0)
-    largest = y.amax(dim=1, keepdim=True)
+    largest = y.amax(dim=-1, keepdim=True)
     floor = _SNAP_RELATIVE * largest
     vanish = (y > 0) & (y < floor) & (grad - mu > _SNAP_RELATIVE * scale)
     if loss == "reverse":
         vanish &= problem.probs == 0
     revive = (y == 0) & (mu - grad > min(tol, _SNAP_RELATIVE) * scale)
-    if not bool((vanish | revive).any()):
+    snapping = (vanish | revive).flatten(-2).any(-1)
+    if not bool(snapping.any()):
         return
-    shares = _REVIVE_SHARES if bool(revive.any()) else _REVIVE_SHARES[:1]
-    for share in shares:
+    reviving = revive.flatten(-2).any(-1)
+    for index, share in enumerate(_REVIVE_SHARES):
+        candidates = snapping if index == 0 else reviving
+        if not bool(candidates.any()):
+            return
         snapped = torch.where(vanish, 0.0, torch.where(revive, share * largest, y))
-        yield snapped / snapped.sum(dim=1, keepdim=True)
+        yield snapped / snapped.sum(dim=-1, keepdim=True), candidates

@@ -19,7 +19,7 @@ import torch
 from skentropy._prior import check_prior
 from skentropy.pseudo_labels._problem import (
     objective,
-    relative_kkt_residual,
+    relative_kkt_terms,
     scaled_gradient,
 )
 
@@ -59,7 +59,10 @@ class SolverInput:
         """Validate (if ``check``) and convert the input of a public function.
 
         ``init_name`` is the name under which the caller received ``init``
-        (``"labels"`` for the objective and KKT functions).
+        (``"labels"`` for the objective and KKT functions). Unchecked input
+        may be a stack of problems sharing the rows' weights: ``probs`` of
+        shape (S, N, K) and ``prior`` of shape (K,) or (S, K), stored as
+        (S, 1, K) to broadcast against the labels.
         """
         probs = _as_float(probs, "probs")
         probs64 = probs.to(torch.float64)
@@ -67,8 +70,8 @@ class SolverInput:
         if check:
             _check_probs(probs, probs64)
             fairness_weight = _check_fairness_weight(fairness_weight)
-        n_samples, n_classes = probs64.shape
-        probs64 = probs64 / probs64.sum(dim=1, keepdim=True)
+        n_samples, n_classes = probs64.shape[-2:]
+        probs64 = probs64 / probs64.sum(dim=-1, keepdim=True)
         if prior is None:
             prior64 = torch.full(
                 (n_classes,), 1.0 / n_classes, dtype=torch.float64, device=device
@@ -77,7 +80,9 @@ class SolverInput:
             if check:
                 check_prior(prior, n_classes, positive=False)
             prior64 = _as_float(prior, "prior", device).to(torch.float64)
-            prior64 = prior64 / prior64.sum()
+            prior64 = prior64 / prior64.sum(dim=-1, keepdim=True)
+            if prior64.ndim == 2:  # one prior per problem of a stack
+                prior64 = prior64.unsqueeze(-2)
         weights = _row_shares(sample_weight, n_samples, device, check)
         if init is None:
             init64 = probs64
@@ -86,7 +91,7 @@ class SolverInput:
             init64 = init.to(torch.float64)
             if check:
                 _check_probs(init, init64, name=init_name, shape=probs64.shape)
-            init64 = init64 / init64.sum(dim=1, keepdim=True)
+            init64 = init64 / init64.sum(dim=-1, keepdim=True)
         return cls(probs64, init64, prior64, float(fairness_weight), weights)
 
     @classmethod
@@ -109,11 +114,18 @@ class SolverInput:
         )
 
     def kkt_residual(self, loss, y):
-        """The relative KKT residual of the public ``kkt_residual`` (a float)."""
+        """The relative KKT residual of the public ``kkt_residual`` (a float).
+
+        The largest of the problems' residuals for a stack.
+        """
+        return float(self.kkt_residuals(loss, y).max())
+
+    def kkt_residuals(self, loss, y):
+        """The relative KKT residual of each problem, a tensor (0-dim for one)."""
         grad = scaled_gradient(
             loss, self.probs, y, self.weights, self.fairness_weight * self.prior
         )
-        return relative_kkt_residual(y, grad, self.weights)
+        return relative_kkt_terms(y, grad, self.weights)
 
 
 def like_input(y, reference):

@@ -76,7 +76,11 @@ def solve(
     ``loss`` is ``"reverse"`` or ``"collision"``; the other arguments are
     those of :func:`skentropy.pseudo_labels.reverse_ce_labels`. Warns, with
     the public function's caller as the place, when the KKT residual of the
-    result is above ``tol``.
+    result is above ``tol``. With ``method="em"`` and ``check_input=False``
+    ``probs`` may be a stack of problems (see
+    :meth:`SolverInput.from_input`), each solved as it would be alone; the
+    warning then reports the largest residual and ``n_iter`` is the most
+    iterations of a problem.
     """
     if check_input:
         tol, max_iter = check_stopping(tol, max_iter)
@@ -88,6 +92,7 @@ def solve(
     converged = False
     if method == "em":
         y, n_iter, converged = _em_method(problem, loss, tol, max_iter)
+        n_iter, converged = int(n_iter.max()), bool(converged.all())
     elif loss == "reverse":
         y, n_iter = solve_reverse_auto(problem, tol, max_iter)
     else:
@@ -119,9 +124,12 @@ def _em_method(problem, loss, tol, max_iter):
     residual, run first for up to ``_PLAIN_EM_ITER`` iterations: near a loose
     tolerance they converge in as many updates as SQUAREM at a fraction of its
     cost per update. SQUAREM then takes over where they did not converge.
+    ``n_iter`` and ``converged`` are tensors of the stack's shape (0-dim for
+    one problem).
     """
-    y, n_iter = _warm_start(problem), 0
+    y, n_iter, converged = _warm_start(problem), 0, None
     if loss == "reverse":
+        plain = min(max_iter, _PLAIN_EM_ITER)
         y, n_iter, converged = reverse_ce_em(
             problem.probs,
             problem.weights,
@@ -129,12 +137,15 @@ def _em_method(problem, loss, tol, max_iter):
             problem.fairness_weight,
             y,
             tol,
-            min(max_iter, _PLAIN_EM_ITER),
+            plain,
         )
-        if converged or n_iter >= max_iter:
+        if bool(converged.all()) or plain >= max_iter:
             return y, n_iter, converged
-    y, more, converged = run_em(problem, loss, tol, y, max_iter - n_iter)
-    return y, n_iter + more, converged
+        max_iter -= plain
+    y, more, done = run_em(problem, loss, tol, y, max_iter, done=converged)
+    if converged is None:
+        return y, torch.as_tensor(more), torch.as_tensor(done)
+    return y, torch.where(converged, n_iter, n_iter + more), torch.as_tensor(done)
 
 
 # ---- method="auto": the two chains, side by side -------------------------------------
@@ -343,5 +354,5 @@ def _distinct_rows(probs):
 
 def _warm_start(problem):
     """The EM's start (1 − ε) init + ε/K, with ε = ``_WARM_START_MIX``."""
-    n_classes = problem.probs.shape[1]
+    n_classes = problem.probs.shape[-1]
     return (1.0 - _WARM_START_MIX) * problem.init + _WARM_START_MIX / n_classes

@@ -25,13 +25,24 @@ import torch
 
 __all__ = [
     "CholeskySolver",
-    "combine_kkt_terms",
+    "kkt_terms",
     "fairness_gradient",
     "objective",
     "relative_kkt_residual",
     "scaled_gradient",
     "solve_spd",
+    "weighted_mean",
 ]
+
+
+def weighted_mean(y, weights):
+    """ȳ = Σ_i w_i y_i (weights summing to one), keeping the row dimension.
+
+    Of shape (1, n_classes) for y of shape (n_samples, n_classes), and
+    (n_problems, 1, n_classes) for a stack of problems that share the rows'
+    weights, so that ȳ broadcasts against y either way.
+    """
+    return torch.matmul(weights.unsqueeze(-2), y)
 
 
 def fairness_gradient(y_bar, scaled_prior):
@@ -74,25 +85,30 @@ def scaled_gradient(loss, probs, y, weights, scaled_prior):
     -------
     grad : torch.Tensor of shape (n_samples, n_classes)
     """
-    fair = fairness_gradient(weights @ y, scaled_prior)
-    denominator = y if loss == "reverse" else (probs * y).sum(dim=1, keepdim=True)
+    fair = fairness_gradient(weighted_mean(y, weights), scaled_prior)
+    denominator = y if loss == "reverse" else (probs * y).sum(dim=-1, keepdim=True)
     cross_entropy = torch.where(probs > 0, probs / denominator, 0.0)
     return -cross_entropy - fair
 
 
 def objective(loss, probs, y, weights, scaled_prior):
-    """E(y) or E₂(y) of the module docstring, a 0-dim tensor (``scaled_prior`` = λu).
+    """E(y) or E₂(y) of the module docstring (``scaled_prior`` = λu).
 
-    +inf outside the domain (y_ik = 0 < σ_ik for the reverse cross-entropy,
-    σ_i·y_i = 0 for the collision one, ȳ_k = 0 < λu_k), never NaN for y ≥ 0;
-    rows of zero weight do not count.
+    A 0-dim tensor for y of shape (n_samples, n_classes); for a stack of
+    problems, y of shape (n_problems, n_samples, n_classes) with ``probs`` of
+    the same shape and ``scaled_prior`` of shape (n_classes,) or
+    (n_problems, 1, n_classes), one value per problem. +inf outside the
+    domain (y_ik = 0 < σ_ik for the reverse cross-entropy, σ_i·y_i = 0 for
+    the collision one, ȳ_k = 0 < λu_k), never NaN for y ≥ 0; rows of zero
+    weight do not count.
     """
     if loss == "reverse":
-        per_row = -torch.special.xlogy(probs, y).sum(dim=1)
+        per_row = -torch.special.xlogy(probs, y).sum(dim=-1)
     else:
-        per_row = -torch.log((probs * y).sum(dim=1))
-    cross_entropy = torch.where(weights > 0, weights * per_row, 0.0).sum()
-    return cross_entropy - torch.special.xlogy(scaled_prior, weights @ y).sum()
+        per_row = -torch.log((probs * y).sum(dim=-1))
+    cross_entropy = torch.where(weights > 0, weights * per_row, 0.0).sum(dim=-1)
+    fairness = torch.special.xlogy(scaled_prior, weighted_mean(y, weights))
+    return cross_entropy - fairness.sum(dim=(-2, -1))
 
 
 def relative_kkt_residual(y, grad, weights=None, mu=None):
@@ -132,35 +148,46 @@ def relative_kkt_residual(y, grad, weights=None, mu=None):
         ``inf`` where G is not finite on an entry that counts (a point of
         infinite objective).
     """
+    return float(relative_kkt_terms(y, grad, weights, mu))
+
+
+def relative_kkt_terms(y, grad, weights=None, mu=None):
+    """:func:`relative_kkt_residual` of each problem of a stack, as a tensor.
+
+    ``y`` and ``grad`` of shape (..., n_samples, n_classes), the problems
+    sharing the row ``weights``; returns a tensor of shape (...) (0-dim for
+    one problem) without a host synchronization.
+    """
     if mu is None:
-        mu = torch.where(y > 0, y * grad, 0.0).sum(dim=1, keepdim=True)
+        mu = torch.where(y > 0, y * grad, 0.0).sum(dim=-1, keepdim=True)
     # the multipliers of y ≥ 0, relative to the scale of the row; G_ik = +inf
     # (an entry that must stay zero) gives a multiplier +inf and no slack
     reduced = (grad - mu) / mu.abs().clamp_min(1.0)
     slack = torch.where(y > 0, y * reduced, 0.0)
     counted = None if weights is None else weights > 0
-    return combine_kkt_terms(slack, reduced, counted)
+    return kkt_terms(slack, reduced, counted)
 
 
-def combine_kkt_terms(slack, reduced, counted=None):
+def kkt_terms(slack, reduced, counted=None):
     """The residual of :func:`relative_kkt_residual` from its two terms.
 
     ``reduced`` holds the relative multipliers r_ik = (G_ik − μ_i) / max(1, |μ_i|)
-    and ``slack`` the complementarity y_ik r_ik (0 where y_ik = 0); the
-    residual is max_ik |y_ik r_ik| + max_ik max(0, −r_ik) over the rows where
+    and ``slack`` the complementarity y_ik r_ik (0 where y_ik = 0), of shape
+    (..., n_samples, n_classes) for a stack of problems; the residual of each
+    problem is max_ik |y_ik r_ik| + max_ik max(0, −r_ik) over the rows where
     ``counted`` (shape (n_samples,), ``None``: every row) is true. Solvers that
-    have r from their own update (the reverse EM) call this directly. One host
-    synchronization; ``inf`` where a term is not finite.
+    have r from their own update (the reverse EM) call this directly. Returns
+    a tensor of shape (...) (0-dim for one problem), without a host
+    synchronization; ``inf`` where a term is not finite (NaN or ±inf: the
+    point has an infinite objective).
     """
-    if counted is not None and not bool(counted.all()):
+    if counted is not None:
         slack = torch.where(counted[:, None], slack, 0.0)
         reduced = torch.where(counted[:, None], reduced, 0.0)
-    low, high = torch.aminmax(slack)
-    extremes = torch.stack((low, high, reduced.amin())).tolist()
-    if not all(map(math.isfinite, extremes)):
-        return math.inf  # NaN or ±inf: the point has an infinite objective
-    low, high, least = extremes
-    return max(high, -low) + max(0.0, -least)
+    complementarity = slack.abs().amax(dim=(-2, -1))
+    violation = (-reduced.amin(dim=(-2, -1))).clamp_min(0.0)
+    residual = complementarity + violation
+    return torch.where(torch.isfinite(residual), residual, math.inf)
 
 
 class CholeskySolver:

@@ -303,13 +303,14 @@ def _interrupt_at(monkeypatch, Estimator, at):
     """Raise KeyboardInterrupt in the ``at``-th mini-batch of the training.
 
     Patches a function that the training calls once per mini-batch (and
-    head): the loss of the softmax estimators, SeCu's dual step. Returns
-    the list of its calls so far.
+    head): the completion of each head's loss of the softmax estimators
+    (whether the heads' batch losses were computed one by one or stacked),
+    SeCu's dual step. Returns the list of its calls so far.
     """
     if Estimator is SeCuClustering:
         owner, name = _secu_steps, "dual_step"
     else:
-        owner, name = TrainingLoss, "__call__"
+        owner, name = TrainingLoss, "_whole"
     original = getattr(owner, name)
     calls = []
 

@@ -14,8 +14,11 @@ from sklearn.datasets import make_blobs
 from sklearn.metrics import adjusted_rand_score
 
 from skentropy import (
+    CollisionCEClustering,
     EntropyClustering,
+    MaxMarginEntropyClustering,
 )
+from skentropy._estimators import _shallow
 
 from helpers import each_paper_estimator, fit_quietly, make_fast
 
@@ -108,3 +111,37 @@ def test_the_trainer_averages_sigma_over_the_views_of_each_row(blobs, monkeypatc
         assert_array_equal(np.sort(np.concatenate(epoch_rows)), np.arange(len(X)))
     np.testing.assert_allclose(twice.loss_curve_, single.loss_curve_, rtol=1e-9)
     assert_array_equal(twice.labels_, single.labels_)
+
+
+@pytest.mark.parametrize(
+    "Estimator",
+    [EntropyClustering, CollisionCEClustering, MaxMarginEntropyClustering],
+)
+@pytest.mark.parametrize("prior", [None, "auto"])
+def test_stacked_heads_train_as_heads_one_by_one(Estimator, prior, blobs, monkeypatch):
+    # The trainer computes all heads' logits of a batch in one product, and
+    # the self-labeling estimators solve all heads' pseudo-labels of a batch
+    # at once; both must train the heads as one product and one loss call
+    # per head do (prior="auto": each head with its own estimated prior).
+    X, y = blobs
+    X = X.astype(np.float64)
+    labels = np.where(np.arange(len(y)) % 20 == 0, y, -1)
+    params = dict(
+        n_clusters=5,
+        n_heads=3,
+        max_iter=12,  # past the margin warm-up, where the priors move
+        random_state=0,
+        prior=prior,
+        semi_supervised=True,
+    )
+    stacked = fit_quietly(Estimator(**params), X, labels)
+    monkeypatch.setattr(Estimator, "_stacked_loss", False)
+    monkeypatch.setattr(
+        _shallow,
+        "stacked_logits",
+        lambda heads, features: torch.stack([head(features) for head in heads], 1),
+    )
+    one_by_one = fit_quietly(Estimator(**params), X, labels)
+    np.testing.assert_allclose(stacked.loss_curve_, one_by_one.loss_curve_, rtol=1e-7)
+    np.testing.assert_allclose(stacked.coef_, one_by_one.coef_, rtol=1e-6, atol=1e-9)
+    assert_array_equal(stacked.labels_, one_by_one.labels_)

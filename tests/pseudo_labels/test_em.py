@@ -1,0 +1,88 @@
+"""The papers' EM (``skentropy.pseudo_labels._em``) on a stack of problems.
+
+The estimators solve the pseudo-labels of all their heads on a mini-batch at
+once: ``method="em"`` with ``check_input=False`` takes σ of shape
+(n_heads, n_samples, n_clusters). Each problem of the stack must get the
+labels it gets alone, whichever path it takes (plain EM, SQUAREM, the snaps
+of exact zeros) and whenever it stops.
+"""
+
+import numpy as np
+import pytest
+import torch
+
+from skentropy.pseudo_labels import collision_ce_labels, reverse_ce_labels
+
+SOLVERS = {"reverse": reverse_ce_labels, "collision": collision_ce_labels}
+# one problem per sharpness: they converge after different numbers of steps
+SHARPNESS = (0.5, 2.0, 8.0, 30.0)
+
+
+def stacked_problems(kind, n_samples=80, n_classes=6, seed=0):
+    """σ of shape (4, n_samples, n_classes), priors (4, n_classes), weights."""
+    generator = torch.Generator().manual_seed(seed)
+    logits = torch.randn(
+        len(SHARPNESS), n_samples, n_classes, generator=generator, dtype=torch.float64
+    )
+    probs = torch.softmax(logits * torch.tensor(SHARPNESS)[:, None, None], dim=-1)
+    if kind == "zeros":  # exact zeros: the reverse EM snaps entries there
+        probs[:, : n_samples // 4, 0] = 0.0
+        probs /= probs.sum(dim=-1, keepdim=True)
+    priors = torch.distributions.Dirichlet(torch.full((n_classes,), 5.0)).sample(
+        (len(SHARPNESS),)
+    )
+    weights = torch.rand(n_samples, generator=generator, dtype=torch.float64)
+    weights[:5] = 0.0
+    return probs, priors.to(torch.float64), weights
+
+
+@pytest.mark.parametrize("loss", ["reverse", "collision"])
+@pytest.mark.parametrize("kind", ["soft", "zeros"])
+@pytest.mark.parametrize("tol", [5e-2, 1e-5])
+def test_a_stack_is_solved_as_its_problems_alone(loss, kind, tol):
+    torch.manual_seed(0)
+    probs, priors, weights = stacked_problems(kind)
+    options = dict(
+        fairness_weight=100.0,
+        tol=tol,
+        max_iter=1000,
+        sample_weight=weights,
+        method="em",
+        check_input=False,
+        return_n_iter=True,
+    )
+    stacked, n_iter = SOLVERS[loss](probs, prior=priors, **options)
+    alone = [
+        SOLVERS[loss](probs[index], prior=priors[index], **options)
+        for index in range(len(SHARPNESS))
+    ]
+    for index, (labels, _) in enumerate(alone):
+        np.testing.assert_allclose(stacked[index], labels, rtol=1e-9, atol=1e-12)
+    counts = [count for _, count in alone]
+    assert n_iter == max(counts)
+    assert len(set(counts)) > 1  # the problems stopped at different steps
+
+
+@pytest.mark.parametrize("loss", ["reverse", "collision"])
+def test_a_stack_shares_one_prior(loss):
+    probs, _, weights = stacked_problems("soft")
+    prior = torch.tensor([0.3, 0.2, 0.2, 0.1, 0.1, 0.1], dtype=torch.float64)
+    options = dict(tol=1e-5, sample_weight=weights, method="em", check_input=False)
+    stacked = SOLVERS[loss](probs, prior=prior, **options)
+    for index in range(len(SHARPNESS)):
+        alone = SOLVERS[loss](probs[index], prior=prior, **options)
+        np.testing.assert_allclose(stacked[index], alone, rtol=1e-9, atol=1e-12)
+
+
+def test_a_stack_warns_with_its_largest_residual():
+    probs, priors, weights = stacked_problems("soft")
+    with pytest.warns(RuntimeWarning, match="stopped after 1 iterations"):
+        reverse_ce_labels(
+            probs,
+            prior=priors,
+            tol=1e-12,
+            max_iter=1,
+            sample_weight=weights,
+            method="em",
+            check_input=False,
+        )
