@@ -47,9 +47,12 @@ Usage, from the repository root::
     .venv/bin/python benchmarks/table2.py --n-neighbors 5 10 20 50 \
         --only "KMeans(n_init=10)" EntropyClustering \
         "EntropyClustering(n_neighbors=20)"
+    .venv/bin/python benchmarks/table2.py --files all --prep raw,std,l2 \
+        --params '{"n_iter_no_change": 5}' --only EntropyClustering
 """
 
 import argparse
+import json
 import time
 from pathlib import Path
 
@@ -121,12 +124,13 @@ class FaissKMeans:
         return self
 
 
-def methods(n_clusters, n_neighbors=()):
+def methods(n_clusters, n_neighbors=(), params=None):
     """Name → factory(seed) of every clusterer compared, KMeans first.
 
     The faiss row follows KMeans when ``faiss`` is importable; each estimator
     that takes ``n_neighbors`` is followed by a row per value in
-    ``n_neighbors``.
+    ``n_neighbors``. ``params`` (a dict) are set on every skentropy
+    estimator that has them.
     """
     factories = {KMEANS: lambda seed: KMeans(n_clusters, n_init=10, random_state=seed)}
     if faiss is not None:
@@ -134,15 +138,19 @@ def methods(n_clusters, n_neighbors=()):
     for name in skentropy.__all__:
         estimator = getattr(skentropy, name)
         if isinstance(estimator, type) and name.endswith("Clustering"):
-            factories[name] = lambda seed, estimator=estimator: estimator(
-                n_clusters, random_state=seed
+            known = estimator().get_params()
+            extra = {
+                key: value for key, value in (params or {}).items() if key in known
+            }
+            factories[name] = lambda seed, estimator=estimator, extra=extra: estimator(
+                n_clusters, random_state=seed, **extra
             )
             if "n_neighbors" not in estimator().get_params():
                 continue
             for k in n_neighbors:
                 factories[f"{name}(n_neighbors={k})"] = (
-                    lambda seed, estimator=estimator, k=k: estimator(
-                        n_clusters, n_neighbors=k, random_state=seed
+                    lambda seed, estimator=estimator, k=k, extra=extra: estimator(
+                        n_clusters, **{**extra, "n_neighbors": k}, random_state=seed
                     )
                 )
     return factories
@@ -199,6 +207,14 @@ def main(argv=None):
         help="add a row Name(n_neighbors=K) after each softmax estimator",
     )
     parser.add_argument("--threads", type=int, help="torch and faiss threads")
+    parser.add_argument(
+        "--params",
+        type=json.loads,
+        default={},
+        metavar="JSON",
+        help="parameters of every skentropy estimator that has them, e.g. "
+        "'{\"n_iter_no_change\": 5}'",
+    )
     parser.add_argument(
         "--only",
         nargs="+",
@@ -273,7 +289,9 @@ def run_file(path, args):
         print("| method | ACC mean (std) | NMI | ARI | fit s |")
         print("| --- | --- | --- | --- | --- |")
         scores_of = {}
-        for name, make_estimator in methods(n_clusters, args.n_neighbors).items():
+        for name, make_estimator in methods(
+            n_clusters, args.n_neighbors, args.params
+        ).items():
             if args.only and name not in args.only:
                 continue
             scores = evaluate(make_estimator, X, y, range(args.seeds))
