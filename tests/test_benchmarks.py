@@ -99,3 +99,13 @@ def test_augmentations_benchmark_ranks_the_flip_below_no_flip():
     assert rows["clean"] > rows["SelfAugmentation() (flip='auto')"]
     assert rows["SelfAugmentation() (flip='auto')"] > rows["SelfAugmentation(flip=0.5)"]
     assert rows["always flipped"] < rows["rotation ±20°"]
+
+
+def test_fit_times_benchmark_prints_its_table():
+    output = run_benchmark(
+        "fit_times.py",
+        *("--only", "digits", "--repeats", "1", "--params", '{"max_iter": 2}'),
+        *("--methods", "Entropy", "Entropy(n_heads=1)"),
+    )
+    assert "| digits (standardized), 1797 × 64 |" in output
+    assert "n_heads=5 / n_heads=1" in output
