@@ -108,8 +108,9 @@ def reverse_ce_em(probs, weights, prior, fairness_weight, y, tol, max_iter):
     counted = weights > 0
     counted = None if bool(counted.all()) else counted
     tiny = torch.finfo(y.dtype).tiny
-    converged = torch.zeros(y.shape[:-2], dtype=torch.bool, device=y.device)
-    n_iter = torch.full_like(converged, max_iter, dtype=torch.int64)
+    stack = y.shape[:-2]
+    converged = [False] * math.prod(stack)  # per problem, on the host
+    n_iter = [max_iter] * len(converged)
     for iteration in range(1, max_iter + 1):
         start = y
         for _ in range(_UPDATES_PER_TEST - 1):
@@ -120,15 +121,36 @@ def reverse_ce_em(probs, weights, prior, fairness_weight, y, tol, max_iter):
         denominator = numerator.sum(dim=-1, keepdim=True)
         y_next = numerator / denominator
         growth = torch.where(y > 0, y_next / y, fair / denominator)
-        passed = ~converged & (kkt_terms(y - y_next, 1.0 - growth, counted) <= tol)
-        n_iter = torch.where(passed, iteration, n_iter)
-        y = torch.where(
-            _per_row(converged), start, torch.where(_per_row(passed), y, y_next)
-        )
-        converged = converged | passed
-        if bool(converged.all()):
+        residual = kkt_terms(y - y_next, 1.0 - growth, counted)
+        passed = (residual <= tol).flatten().tolist()  # one host synchronization
+        passed = [
+            now and not before for now, before in zip(passed, converged, strict=True)
+        ]
+        for index in (index for index, now in enumerate(passed) if now):
+            n_iter[index] = iteration
+        # a problem that passes now keeps y, one that passed before its y
+        if any(converged):
+            y = torch.where(_flags(converged, y), start, y)
+            y_next = torch.where(_flags(converged, y), start, y_next)
+        if any(passed):
+            y_next = torch.where(_flags(passed, y), y, y_next)
+        converged = [
+            now or before for now, before in zip(passed, converged, strict=True)
+        ]
+        if all(converged):
             break
-    return y, n_iter, converged
+        y = y_next
+    return y, _tensor(n_iter, y, stack), _tensor(converged, y, stack)
+
+
+def _flags(flags, y):
+    """Per-problem host flags as a tensor broadcast against y (..., N, K)."""
+    return _tensor(flags, y, y.shape[:-2])[..., None, None]
+
+
+def _tensor(values, y, stack):
+    """Per-problem host values as a tensor of the stack's shape, on y's device."""
+    return torch.tensor(values, device=y.device).reshape(stack)
 
 
 def _per_row(flags):

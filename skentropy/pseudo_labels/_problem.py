@@ -36,13 +36,14 @@ __all__ = [
 
 
 def weighted_mean(y, weights):
-    """ȳ = Σ_i w_i y_i (weights summing to one), keeping the row dimension.
+    """ȳ = Σ_i w_i y_i (weights summing to one), broadcastable against y.
 
-    Of shape (1, n_classes) for y of shape (n_samples, n_classes), and
+    Of shape (n_classes,) for y of shape (n_samples, n_classes), and
     (n_problems, 1, n_classes) for a stack of problems that share the rows'
-    weights, so that ȳ broadcasts against y either way.
+    weights, y of shape (n_problems, n_samples, n_classes).
     """
-    return torch.matmul(weights.unsqueeze(-2), y)
+    mean = weights @ y
+    return mean if y.ndim == 2 else mean.unsqueeze(-2)
 
 
 def fairness_gradient(y_bar, scaled_prior):
@@ -108,7 +109,7 @@ def objective(loss, probs, y, weights, scaled_prior):
         per_row = -torch.log((probs * y).sum(dim=-1))
     cross_entropy = torch.where(weights > 0, weights * per_row, 0.0).sum(dim=-1)
     fairness = torch.special.xlogy(scaled_prior, weighted_mean(y, weights))
-    return cross_entropy - fairness.sum(dim=(-2, -1))
+    return cross_entropy - fairness.sum(dim=-1).reshape(cross_entropy.shape)
 
 
 def relative_kkt_residual(y, grad, weights=None, mu=None):
@@ -184,10 +185,9 @@ def kkt_terms(slack, reduced, counted=None):
     if counted is not None:
         slack = torch.where(counted[:, None], slack, 0.0)
         reduced = torch.where(counted[:, None], reduced, 0.0)
-    complementarity = slack.abs().amax(dim=(-2, -1))
-    violation = (-reduced.amin(dim=(-2, -1))).clamp_min(0.0)
-    residual = complementarity + violation
-    return torch.where(torch.isfinite(residual), residual, math.inf)
+    complementarity = torch.linalg.vector_norm(slack, math.inf, dim=(-2, -1))
+    violation = torch.relu(-reduced.amin(dim=(-2, -1)))
+    return torch.nan_to_num(complementarity + violation, nan=math.inf)
 
 
 class CholeskySolver:
