@@ -68,7 +68,9 @@ scales and shifts of normalization layers.""",
     "tol": """\
 Tolerance of the stopping rule: training stops when the mean training
 loss of an epoch has not been lower than the best so far minus ``tol``
-for more than ``n_iter_no_change`` epochs in a row.""",
+for more than ``n_iter_no_change`` epochs in a row. The rule applies
+from the end of the margin's warm-up (the first 10 epochs of a new
+model, when the margin weight grows to γ and the loss rises by design).""",
     "n_iter_no_change": """\
 Number of epochs without an improvement of at least ``tol`` that
 training tolerates before it stops.""",

@@ -125,8 +125,9 @@ class TrainingPolicy:
     - **The stopping rule**, as :class:`~sklearn.neural_network.MLPClassifier`
       has it: training stops once the epoch's loss has not been lower than the
       best so far minus ``tol`` for more than ``n_iter_no_change`` epochs in
-      a row. The rule starts over when the warm-up ends, because the loss
-      changes then (the whole margin term counts).
+      a row. It applies once the warm-up has ended and counts from there:
+      during the warm-up the loss rises by design (the margin term grows),
+      and a training stopped then would keep a model fitted with part of γ.
 
     A trainer calls :meth:`begin_epoch` before each epoch and
     :meth:`end_epoch` after it. (Targets of an epoch, ``_epoch_targets``,
@@ -156,21 +157,22 @@ class TrainingPolicy:
         self.n_iter_no_change = n_iter_no_change
         self.epoch = 0  # epochs of this run begun
         self.stopped = False
+        self._warming_up = False
         self._best_loss, self._n_no_improvement = np.inf, 0
 
     def begin_epoch(self):
         """Start the next epoch; the fraction of γ its margin term weighs."""
         scale = 1.0
         if self._warmup_start is not None:
-            epoch = self._warmup_start + self.epoch
-            if epoch == MARGIN_WARMUP_EPOCHS:  # the full loss from now on
-                self._best_loss, self._n_no_improvement = np.inf, 0
-            scale = margin_scale(epoch)
+            scale = margin_scale(self._warmup_start + self.epoch)
+        self._warming_up = scale < 1.0
         self.epoch += 1
         return scale
 
     def end_epoch(self, loss):
         """Record the training loss of the epoch; whether training stops."""
+        if self._warming_up:  # the rule counts from the end of the warm-up
+            return False
         if loss > self._best_loss - self.tol:
             self._n_no_improvement += 1
         else:

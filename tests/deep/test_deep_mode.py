@@ -19,6 +19,7 @@ from skentropy import (
     SeLaClustering,
     SelfAugmentation,
 )
+from skentropy._estimators._training import MARGIN_WARMUP_EPOCHS
 
 from helpers import (
     SmallNet,
@@ -198,8 +199,9 @@ def test_refit_without_module_drops_the_network(images):
 def test_early_stopping_on_the_training_loss(images):
     X, _ = images
     model = deep(max_iter=30, tol=10.0, n_iter_no_change=2).fit(X)
-    # no epoch improves by 10: stops after 1 + (n_iter_no_change + 1) epochs
-    assert model.n_iter_ == 4
+    # no epoch improves by 10: stops after the margin's warm-up and
+    # 1 + (n_iter_no_change + 1) epochs
+    assert model.n_iter_ == MARGIN_WARMUP_EPOCHS + 4
     assert model.converged_
 
 
