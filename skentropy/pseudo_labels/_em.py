@@ -122,18 +122,13 @@ def reverse_ce_em(probs, weights, prior, fairness_weight, y, tol, max_iter):
         y_next = numerator / denominator
         growth = torch.where(y > 0, y_next / y, fair / denominator)
         residual = kkt_terms(y - y_next, 1.0 - growth, counted)
-        passed = (residual <= tol).flatten().tolist()  # one host synchronization
-        passed = [
-            now and not before for now, before in zip(passed, converged, strict=True)
-        ]
+        # one host synchronization
+        passed = _both(_host(residual <= tol), [not before for before in converged])
         for index in (index for index, now in enumerate(passed) if now):
             n_iter[index] = iteration
         # a problem that passes now keeps y, one that passed before its y
-        if any(converged):
-            y = torch.where(_flags(converged, y), start, y)
-            y_next = torch.where(_flags(converged, y), start, y_next)
-        if any(passed):
-            y_next = torch.where(_flags(passed, y), y, y_next)
+        y = _choose(converged, start, y, stack)
+        y_next = _choose(converged, start, _choose(passed, y, y_next, stack), stack)
         converged = [
             now or before for now, before in zip(passed, converged, strict=True)
         ]
@@ -143,19 +138,9 @@ def reverse_ce_em(probs, weights, prior, fairness_weight, y, tol, max_iter):
     return y, _tensor(n_iter, y, stack), _tensor(converged, y, stack)
 
 
-def _flags(flags, y):
-    """Per-problem host flags as a tensor broadcast against y (..., N, K)."""
-    return _tensor(flags, y, y.shape[:-2])[..., None, None]
-
-
 def _tensor(values, y, stack):
     """Per-problem host values as a tensor of the stack's shape, on y's device."""
     return torch.tensor(values, device=y.device).reshape(stack)
-
-
-def _per_row(flags):
-    """Per-problem flags of shape (...) broadcast against y of shape (..., N, K)."""
-    return flags[..., None, None]
 
 
 def _collision_gap(coef, total, closeness, positive, has_root):
@@ -261,59 +246,123 @@ def squarem(em_map, objective, converged, y, max_iter, snap=None, done=None):
     Returns ``(y, n_iter, converged)``, the last two tensors of the stack's
     shape (0-dim for one problem); each iteration evaluates F three times.
     """
-    finished = torch.zeros(y.shape[:-2], dtype=torch.bool, device=y.device)
-    if done is not None:
-        finished = finished | done
-    n_iter = torch.full(finished.shape, max_iter, device=y.device)
-    n_iter[finished] = 0
+    stack = y.shape[:-2]
+    # per problem, on the host: whether it has stopped, its iterations
+    finished = [False] * math.prod(stack) if done is None else _host(done)
+    n_iter = [0 if stopped else max_iter for stopped in finished]
     value = objective(y)
     for iteration in range(1, max_iter + 1):
         y1 = em_map(y)
         y2 = em_map(y1)
         r = y1 - y
         v = y2 - y1 - r
-        r_norm = torch.linalg.vector_norm(r, dim=(-2, -1))
-        v_norm = torch.linalg.vector_norm(v, dim=(-2, -1))
-        ratio = torch.where(v_norm > 0, r_norm / v_norm, 1.0)
-        alpha = -torch.where(ratio > 1.0, ratio, 1.0)
+        norms = torch.stack(
+            (
+                torch.linalg.vector_norm(r, dim=(-2, -1)),
+                torch.linalg.vector_norm(v, dim=(-2, -1)),
+            )
+        )
+        alpha = [
+            min(-1.0, -r_norm / v_norm) if v_norm > 0 else -1.0
+            for r_norm, v_norm in zip(*norms.reshape(2, -1).tolist(), strict=True)
+        ]
         y_new, value_new = y, value
-        searching = ~finished
-        while True:
-            plain = alpha > -1.01
-            step = _per_row(alpha)
-            y_ext = y - 2.0 * step * r + step**2 * v
-            # stay in the domain: entries positive in y stay positive (the
-            # reverse cross-entropy is a log barrier on them), none negative
-            inside = ((y_ext > 0) | ((y == 0) & (y_ext == 0))).flatten(-2).all(-1)
-            extrapolated = ~plain & inside
-            candidate = em_map(torch.where(_per_row(extrapolated), y_ext, y2))
-            candidate_value = objective(candidate)
-            accepted = searching & (plain | (extrapolated & (candidate_value <= value)))
-            y_new = torch.where(_per_row(accepted), candidate, y_new)
-            value_new = torch.where(accepted, candidate_value, value_new)
-            searching = searching & ~accepted
-            if not bool(searching.any()):
-                break
-            alpha = torch.where(searching, 0.5 * (alpha - 1.0), alpha)
+        searching = [not stopped for stopped in finished]
+        while any(searching):
+            plain = [step > -1.01 for step in alpha]
+            extrapolated = [
+                on and not easy for on, easy in zip(searching, plain, strict=True)
+            ]
+            if any(extrapolated):
+                step = torch.tensor(alpha, dtype=y.dtype, device=y.device)
+                step = step.reshape(stack)[..., None, None]
+                y_ext = y - 2.0 * step * r + step**2 * v
+                # stay in the domain: entries positive in y stay positive (the
+                # reverse cross-entropy is a log barrier on them), none negative
+                inside = (y_ext > 0) | ((y == 0) & (y_ext == 0))
+                inside = _host(inside.flatten(-2).all(-1))
+                extrapolated = _both(extrapolated, inside)
+            tried = [
+                on and (easy or far)
+                for on, easy, far in zip(searching, plain, extrapolated, strict=True)
+            ]
+            if any(tried):
+                start = (
+                    _choose(extrapolated, y_ext, y2, stack) if any(extrapolated) else y2
+                )
+                candidate = em_map(start)
+                candidate_value = objective(candidate)
+                better = (
+                    _host(candidate_value <= value)
+                    if any(extrapolated)
+                    else [False] * len(tried)
+                )
+                accepted = [
+                    on and (easy or (far and good))
+                    for on, easy, far, good in zip(
+                        tried, plain, extrapolated, better, strict=True
+                    )
+                ]
+                y_new = _choose(accepted, candidate, y_new, stack)
+                value_new = _choose(accepted, candidate_value, value_new, stack)
+                searching = [
+                    on and not took
+                    for on, took in zip(searching, accepted, strict=True)
+                ]
+            alpha = [
+                0.5 * (step - 1.0) if on else step
+                for step, on in zip(alpha, searching, strict=True)
+            ]
         if snap is not None:
             # EM only shrinks entries geometrically towards a boundary optimum
             # (and never revives a zero); jump when the KKT conditions say so,
             # to the first candidate that does not hurt
-            waiting = ~finished
+            waiting = [not stopped for stopped in finished]
             for y_snap, candidates in snap(y_new):
                 y_snap = em_map(y_snap)
                 value_snap = objective(y_snap)
-                better = waiting & candidates & (value_snap <= value_new)
-                y_new = torch.where(_per_row(better), y_snap, y_new)
-                value_new = torch.where(better, value_snap, value_new)
-                waiting = waiting & ~better
+                taken = _both(
+                    _both(waiting, _host(candidates)), _host(value_snap <= value_new)
+                )
+                y_new = _choose(taken, y_snap, y_new, stack)
+                value_new = _choose(taken, value_snap, value_new, stack)
+                waiting = [
+                    on and not took for on, took in zip(waiting, taken, strict=True)
+                ]
         y, value = y_new, value_new
-        passed = ~finished & converged(y)
-        n_iter = torch.where(passed, iteration, n_iter)
-        finished = finished | passed
-        if bool(finished.all()):
+        passed = _both([not stopped for stopped in finished], _host(converged(y)))
+        for index in (index for index, now in enumerate(passed) if now):
+            n_iter[index] = iteration
+        finished = [now or before for now, before in zip(passed, finished, strict=True)]
+        if all(finished):
             break
-    return y, n_iter, finished
+    return y, _tensor(n_iter, y, stack), _tensor(finished, y, stack)
+
+
+def _host(flags):
+    """A per-problem tensor as a flat list on the host (one synchronization)."""
+    return flags.flatten().tolist()
+
+
+def _both(first, second):
+    """Element-wise ``and`` of two per-problem host lists."""
+    return [one and other for one, other in zip(first, second, strict=True)]
+
+
+def _choose(flags, chosen, other, stack):
+    """Per problem, ``chosen`` where its host flag is set, else ``other``.
+
+    ``chosen`` and ``other`` of shape ``stack`` + (N, K), or ``stack`` (one
+    value per problem); no operation when the flags agree.
+    """
+    if all(flags):
+        return chosen
+    if not any(flags):
+        return other
+    mask = _tensor(flags, other, stack)
+    if other.ndim > len(stack):
+        mask = mask[..., None, None]
+    return torch.where(mask, chosen, other)
 
 
 def run_em(problem, loss, tol, y, max_iter, done=None):
