@@ -39,14 +39,12 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
-import sys
 import tempfile
 import threading
 from pathlib import Path
 
 import numpy as np
-from speed import Clock, load_average, make_synthetic
+from speed import Clock, load_average, make_synthetic, run_worker
 from table2 import FaissKMeans
 
 DATA_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -164,13 +162,7 @@ def measure(name, path, labels, args, threads=None, memmap=False):
             "memmap": memmap,
             "params": args.params,
         }
-        out = subprocess.run(
-            [sys.executable, __file__, "--worker", json.dumps(spec)],
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout
-        results.append(json.loads(out.strip().splitlines()[-1]))
+        results.append(run_worker(__file__, spec))
     return {key: statistics.median(r[key] for r in results) for key in results[0]}
 
 

@@ -243,18 +243,22 @@ def worker(spec):
     print(json.dumps(result))
 
 
+def run_worker(script, spec):
+    """Run ``script --worker <spec as JSON>`` in a new process; its last JSON line."""
+    out = subprocess.run(
+        [sys.executable, str(script), "--worker", json.dumps(spec)],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
 def run(spec, repeats):
     """Median over ``repeats`` subprocesses of one measurement."""
-    results = []
-    for repeat in range(repeats):
-        spec = {**spec, "seed": repeat}
-        out = subprocess.run(
-            [sys.executable, __file__, "--worker", json.dumps(spec)],
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout
-        results.append(json.loads(out.strip().splitlines()[-1]))
+    results = [
+        run_worker(__file__, {**spec, "seed": repeat}) for repeat in range(repeats)
+    ]
     merged = {
         key: statistics.median(r[key] for r in results)
         for key in results[0]
