@@ -44,12 +44,21 @@ CHOICES = {
     "scale ±10%": lambda X, generator: random_affine(
         X, degrees=0.0, translate=0.0, scale=0.1, generator=generator
     ),
+    "SelfAugmentation() (no flip, shift 0.1, scale 0.15)": SelfAugmentation(),
     "SelfAugmentation(flip=0.5)": SelfAugmentation(flip=0.5),
-    "SelfAugmentation(flip=0)": SelfAugmentation(flip=0.0),
-    "SelfAugmentation() (flip='auto')": SelfAugmentation(),
-    "SelfAugmentation(choose_one=True)": SelfAugmentation(choose_one=True),
-    "SelfAugmentation(clean=0.5)": SelfAugmentation(clean=0.5),
-    "SelfAugmentation(scale=0.1)": SelfAugmentation(scale=0.1),
+    "SelfAugmentation(translate=0, scale=0)": SelfAugmentation(translate=0, scale=0),
+    "SelfAugmentation(flip=0.5, translate=0, scale=0)": SelfAugmentation(
+        flip=0.5, translate=0, scale=0
+    ),
+    "SelfAugmentation(choose_one=True, translate=0, scale=0)": SelfAugmentation(
+        choose_one=True, translate=0, scale=0
+    ),
+    "SelfAugmentation(clean=0.5, translate=0, scale=0)": SelfAugmentation(
+        clean=0.5, translate=0, scale=0
+    ),
+    "SelfAugmentation(translate=0, scale=0.1)": SelfAugmentation(
+        translate=0, scale=0.1
+    ),
     "SelfAugmentation(translate=0.1, scale=0.1)": SelfAugmentation(
         translate=0.1, scale=0.1
     ),

@@ -345,7 +345,9 @@ def test_bad_strengths_raise(call, match):
         ("degrees", -1.0),
         ("degrees", 181.0),
         ("translate", -0.1),
+        ("translate", "always"),
         ("scale", 1.0),
+        ("scale", "off"),
         ("choose_one", 1),
         ("clean", 1.5),
         ("brightness", -0.1),
@@ -360,7 +362,9 @@ def test_self_augmentation_validates_its_fields(field, value):
 
 def test_default_flip_spares_single_channel_images():
     """Digits are orientation-sensitive: the default flips RGB images only."""
-    flip_only = SelfAugmentation(degrees=0, brightness=0, contrast=0, saturation=0)
+    flip_only = SelfAugmentation(
+        degrees=0, translate=0, scale=0, brightness=0, contrast=0, saturation=0
+    )
     assert SelfAugmentation().flip == flip_only.flip == "auto"
     grey = torch.rand(400, 1, 6, 6, dtype=torch.float64)
     assert torch.equal(flip_only(grey, generator=_generator(0)), grey)
@@ -371,11 +375,38 @@ def test_default_flip_spares_single_channel_images():
     assert torch.equal(Y, horizontal_flip(rgb, p=0.5, generator=_generator(0)))
 
 
+def test_default_shifts_and_scales_single_channel_images_only():
+    """Digits get shifts and scales by default; RGB images keep their frame."""
+    affine_only = SelfAugmentation(degrees=0, brightness=0, contrast=0, saturation=0)
+    assert affine_only.strengths(1) == (0.0, 0.1, 0.15)
+    assert affine_only.strengths(3) == (0.5, 0.0, 0.0)
+    assert SelfAugmentation(translate=0.2, scale=0).strengths(1) == (0.0, 0.2, 0)
+    grey = torch.rand(16, 1, 12, 12, dtype=torch.float64)
+    expected = random_affine(
+        grey, degrees=0, translate=0.1, scale=0.15, generator=_generator(0)
+    )
+    shifted = affine_only(grey, generator=_generator(0))
+    assert torch.equal(shifted, expected)
+    assert not torch.equal(shifted, grey)
+    rgb = torch.rand(16, 3, 12, 12, dtype=torch.float64)
+    unflipped = SelfAugmentation(
+        flip=0, degrees=0, brightness=0, contrast=0, saturation=0
+    )
+    assert torch.equal(unflipped(rgb, generator=_generator(0)), rgb)
+
+
 def test_choose_one_applies_one_transformation_per_image():
     """Each image flipped or brightened, never both; about half each."""
     X = torch.rand(400, 1, 6, 6, dtype=torch.float64) + 0.1
     augment = SelfAugmentation(
-        flip=1.0, degrees=0, brightness=0.5, contrast=0, saturation=0, choose_one=True
+        flip=1.0,
+        degrees=0,
+        translate=0,
+        scale=0,
+        brightness=0.5,
+        contrast=0,
+        saturation=0,
+        choose_one=True,
     )
     Y = augment(X, generator=_generator(0))
     flipped = (Y == X.flip(-1)).flatten(start_dim=1).all(dim=1)
@@ -419,7 +450,7 @@ def test_self_augmentation_is_a_value():
     assert pickle.loads(pickle.dumps(augment)) == augment
     assert hash(augment) == hash(SelfAugmentation(flip=0.0, degrees=15.0))
     assert repr(augment) == (
-        "SelfAugmentation(flip=0.0, degrees=15.0, translate=0.0, scale=0.0, "
+        "SelfAugmentation(flip=0.0, degrees=15.0, translate='auto', scale='auto', "
         "brightness=0.4, contrast=0.4, saturation=0.4, choose_one=False, "
         "clean=0.0)"
     )

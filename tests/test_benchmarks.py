@@ -96,8 +96,12 @@ def test_augmentations_benchmark_ranks_the_flip_below_no_flip():
         for line in output.splitlines()
         if line.startswith("| ") and not line.startswith("| augmentation")
     }
-    assert rows["clean"] > rows["SelfAugmentation() (flip='auto')"]
-    assert rows["SelfAugmentation() (flip='auto')"] > rows["SelfAugmentation(flip=0.5)"]
+    default = rows["SelfAugmentation() (no flip, shift 0.1, scale 0.15)"]
+    assert rows["clean"] > default > rows["SelfAugmentation(flip=0.5)"]
+    assert (
+        rows["SelfAugmentation(translate=0, scale=0)"]
+        > rows["SelfAugmentation(flip=0.5, translate=0, scale=0)"]
+    )
     assert rows["always flipped"] < rows["rotation ±20°"]
 
 
