@@ -290,6 +290,7 @@ class _BaseEntropyClustering(
                     new=new,
                     incremental=incremental,
                     epochs_before=0 if new else self.n_iter_,
+                    steps_per_epoch=-(-len(X) // self.batch_size),
                     description=f"init {init + 1}/{n_init}",
                 )
                 if new:

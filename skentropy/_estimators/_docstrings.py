@@ -69,11 +69,18 @@ scales and shifts of normalization layers.""",
 Tolerance of the stopping rule: training stops when the mean training
 loss of an epoch has not been lower than the best so far minus ``tol``
 for more than ``n_iter_no_change`` epochs in a row. The rule applies
-from the end of the margin's warm-up (the first 10 epochs of a new
-model, when the margin weight grows to γ and the loss rises by design).""",
+from the end of the margin's warm-up (the first epochs of a new model,
+as many as make 80 optimizer steps, between 2 and 10: 10 on 2,000
+rows, 2 on 10,000 with ``batch_size=250``; the margin weight grows to
+γ and the loss rises by design).""",
     "n_iter_no_change": """\
 Number of epochs without an improvement of at least ``tol`` that
-training tolerates before it stops.""",
+training tolerates before it stops. ``"auto"``: as many as make 160
+optimizer steps, between 2 and 10 (10 on 2,000 rows, 4 on 10,000 with
+``batch_size=250``): an optimizer step moves the heads by about as much
+whatever the number of rows, so a patience in epochs would wait 10
+times longer on 10 times more data. An integer counts epochs, as in
+scikit-learn.""",
     "head": """\
 The head producing the logits. ``"linear"`` is the linear model
 vᵀx + b. ``"normfc"`` is the Norm-FC head of Han et al. (twostage

@@ -78,7 +78,7 @@ class MIADMClustering(_BaseEntropyClustering):
     tol : float, default=1e-4
         {tol}
 
-    n_iter_no_change : int, default=10
+    n_iter_no_change : int or "auto", default="auto"
         {n_iter_no_change}
 
     em_tol : float, default=1e-2
@@ -201,7 +201,7 @@ class MIADMClustering(_BaseEntropyClustering):
         optimizer="adam",
         weight_decay=0.0,
         tol=1e-4,
-        n_iter_no_change=10,
+        n_iter_no_change="auto",
         em_tol=1e-2,
         em_max_iter=200,
         head="linear",

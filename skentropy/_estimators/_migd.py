@@ -67,7 +67,7 @@ class MIGDClustering(_BaseEntropyClustering):
     tol : float, default=1e-4
         {tol}
 
-    n_iter_no_change : int, default=10
+    n_iter_no_change : int or "auto", default="auto"
         {n_iter_no_change}
 
     head : {"linear", "normfc"}, default="linear"
@@ -187,7 +187,7 @@ class MIGDClustering(_BaseEntropyClustering):
         optimizer="adam",
         weight_decay=0.01,
         tol=1e-4,
-        n_iter_no_change=10,
+        n_iter_no_change="auto",
         head="linear",
         n_heads=1,
         temperature=0.1,

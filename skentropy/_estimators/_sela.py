@@ -97,7 +97,7 @@ class SeLaClustering(_BaseEntropyClustering):
     tol : float, default=1e-4
         {tol}
 
-    n_iter_no_change : int, default=10
+    n_iter_no_change : int or "auto", default="auto"
         {n_iter_no_change}
 
     sinkhorn_power : float, default=25.0
@@ -239,7 +239,7 @@ class SeLaClustering(_BaseEntropyClustering):
         optimizer="adam",
         weight_decay=0.0,
         tol=1e-4,
-        n_iter_no_change=10,
+        n_iter_no_change="auto",
         sinkhorn_power=25.0,
         em_tol=1e-2,
         em_max_iter=1000,

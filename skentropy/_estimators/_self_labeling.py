@@ -124,7 +124,7 @@ class EntropyClustering(_BaseEntropyClustering):
     tol : float, default=1e-4
         {tol}
 
-    n_iter_no_change : int, default=10
+    n_iter_no_change : int or "auto", default="auto"
         {n_iter_no_change}
 
     em_tol : float, default=5e-2
@@ -252,7 +252,7 @@ class EntropyClustering(_BaseEntropyClustering):
         optimizer="adam",
         weight_decay=0.0,
         tol=1e-4,
-        n_iter_no_change=10,
+        n_iter_no_change="auto",
         em_tol=5e-2,
         em_max_iter=1000,
         head="linear",
@@ -364,7 +364,7 @@ class CollisionCEClustering(_BaseEntropyClustering):
     tol : float, default=1e-4
         {tol}
 
-    n_iter_no_change : int, default=10
+    n_iter_no_change : int or "auto", default="auto"
         {n_iter_no_change}
 
     em_tol : float, default=5e-2
@@ -496,7 +496,7 @@ class CollisionCEClustering(_BaseEntropyClustering):
         optimizer="adam",
         weight_decay=0.0,
         tol=1e-4,
-        n_iter_no_change=10,
+        n_iter_no_change="auto",
         em_tol=5e-2,
         em_max_iter=1000,
         head="linear",

@@ -2,7 +2,8 @@
 of X, read without a copy, when the rows are in random order, and a random
 partition of the rows when they are sorted, so that the order of the rows never
 changes the clustering; it trains on one torch thread and restores the
-caller's setting; σ is averaged over the views of each row."""
+caller's setting; σ is averaged over the views of each row; the margin's
+warm-up and the default patience of the stopping rule count optimizer steps."""
 
 from concurrent.futures import ThreadPoolExecutor
 
@@ -19,6 +20,7 @@ from skentropy import (
     MaxMarginEntropyClustering,
 )
 from skentropy._estimators import _shallow
+from skentropy._estimators._training import Run, TrainingPolicy
 
 from helpers import each_paper_estimator, fit_quietly, make_fast
 
@@ -145,3 +147,53 @@ def test_stacked_heads_train_as_heads_one_by_one(Estimator, prior, blobs, monkey
     np.testing.assert_allclose(stacked.loss_curve_, one_by_one.loss_curve_, rtol=1e-7)
     np.testing.assert_allclose(stacked.coef_, one_by_one.coef_, rtol=1e-6, atol=1e-9)
     assert_array_equal(stacked.labels_, one_by_one.labels_)
+
+
+def _policy(steps_per_epoch, n_iter_no_change="auto"):
+    run = Run(
+        epochs=100,
+        new=True,
+        incremental=False,
+        epochs_before=0,
+        steps_per_epoch=steps_per_epoch,
+        description="",
+    )
+    return TrainingPolicy(run, tol=10.0, n_iter_no_change=n_iter_no_change)
+
+
+@pytest.mark.parametrize(
+    "steps_per_epoch, warmup, patience",
+    [(1, 10, 10), (8, 10, 10), (9, 9, 10), (20, 4, 8), (40, 2, 4), (79, 2, 3)]
+    + [(80, 2, 2), (4000, 2, 2)],
+)
+def test_warmup_and_patience_last_80_and_160_steps(steps_per_epoch, warmup, patience):
+    """Between 2 and 10 epochs each: 10 for digits' 8 batches, 2 and 4 for 40."""
+    policy = _policy(steps_per_epoch)
+    assert (policy.warmup_epochs, policy.patience) == (warmup, patience)
+    scales, stopped = [], False
+    while not stopped:
+        scales.append(policy.begin_epoch())
+        stopped = policy.end_epoch(1.0)  # no epoch improves by tol=10
+    np.testing.assert_allclose(scales[: warmup + 1], np.arange(warmup + 1) / warmup)
+    assert all(scale == 1.0 for scale in scales[warmup:])
+    # after the warm-up: one epoch sets the best loss, then patience + 1 misses
+    assert len(scales) == warmup + 1 + patience + 1
+
+
+def test_an_integer_patience_counts_epochs():
+    policy = _policy(40, n_iter_no_change=7)
+    assert (policy.warmup_epochs, policy.patience) == (2, 7)
+
+
+@pytest.mark.parametrize("batch_size, warmup, patience", [(250, 5, 10), (50, 2, 2)])
+def test_fit_sets_the_policy_from_the_batches_of_its_data(
+    batch_size, warmup, patience, blobs
+):
+    """4,000 rows: 16 batches of 250 (80 steps are 5 epochs, 160 are 10),
+    80 batches of 50 (2 epochs each)."""
+    X, _ = blobs
+    estimator = EntropyClustering(
+        n_clusters=5, batch_size=batch_size, tol=10.0, random_state=0, max_iter=50
+    ).fit(X)
+    assert estimator.converged_
+    assert estimator.n_iter_ == warmup + 1 + patience + 1
