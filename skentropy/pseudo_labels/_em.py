@@ -143,7 +143,7 @@ def _tensor(values, y, stack):
     return torch.tensor(values, device=y.device).reshape(stack)
 
 
-def _collision_gap(coef, total, closeness, positive, has_root):
+def _collision_gap(coef, total, closeness, positive, has_root, guess=None):
     """Root of Σ_{k∈P} a_k / (A + 1 − σ_k / x) = 1 per row (collision eq. 17).
 
     P = {k : a_k > 0}. The unknown is not x but the gap g = A + 1 − σ_max / x
@@ -157,28 +157,37 @@ def _collision_gap(coef, total, closeness, positive, has_root):
     started at Lemma 1's left point, where every d_k ≥ a_k
     (g = max_k (a_k − c_k (1 + A)) / (1 − c_k)), approaches the root
     monotonically from the left. Rows without a root (σ = 0 on P) get g = 0.
+
+    ``guess``, a gap near the root, starts Newton's method there instead,
+    clipped to [left point, A]. A start right of the root is no harm: by
+    convexity the tangent there meets zero left of the root (or the step is
+    clipped to the left point), and from then on the iteration is monotone
+    again (see :func:`collision_ce_m_step` for the guess it gets).
     """
     free = 1.0 - closeness
-    start = torch.where(
+    base = closeness * (1.0 + total)  # d_k = g (1 − c_k) + base_k
+    left = torch.where(
         positive & (free > 0),
-        (coef - closeness * (1.0 + total)) / free.clamp_min(1e-300),
+        (coef - base) / free.clamp_min(1e-300),
         -math.inf,
     )
-    gap = start.amax(dim=-1, keepdim=True).clamp_min(0.0)
+    left = left.amax(dim=-1, keepdim=True).clamp_min(0.0)
+    gap = left if guess is None else torch.minimum(guess, total).maximum(left)
     for _ in range(_ROOT_MAX_ITER):
-        denom = gap * free + closeness * (1.0 + total)
-        terms = torch.where(positive, coef / denom, 0.0)
+        denom = torch.addcmul(base, gap, free)
+        terms = coef / denom  # a_k = 0 off P, where d_k = 1 + A > 0
         value = terms.sum(dim=-1, keepdim=True) - 1.0
-        # d/dg of a_k / d_k = −a_k (1 − c_k) / d_k²
-        slope = -(terms * free / denom).sum(dim=-1, keepdim=True)
-        active = has_root & (value > 1e-13)
+        # −d/dg of a_k / d_k = a_k (1 − c_k) / d_k²
+        descent = (terms * free / denom).sum(dim=-1, keepdim=True)
+        active = has_root & (value.abs() > 1e-13)
         if not bool(active.any()):
             break
-        gap = torch.where(active, torch.minimum(gap - value / slope, total), gap)
+        step = (gap + value / descent).clamp(left, total)
+        gap = torch.where(active, step, gap)
     return torch.where(has_root, gap, 0.0)
 
 
-def collision_ce_m_step(probs, coef):
+def collision_ce_m_step(probs, coef, previous=None):
     """Exact M-step of the collision EM, vectorized over rows.
 
     Minimizes −ln σ·y − Σ_k a_k ln y_k over the simplex for each row
@@ -195,6 +204,13 @@ def collision_ce_m_step(probs, coef):
     x is carried as the gap g = A + 1 − σ_max / x of :func:`_collision_gap`
     (σ_max over the classes with a_k > 0), increasing in x, so that the
     denominators keep their digits for tiny a_k.
+
+    ``previous``, the labels whose E-step gave ``coef``, starts Newton's
+    method at x = σ·``previous``: summing y_k (A + 1 − σ_k / x) = a_k over k
+    gives x = σ·y for the M-step's own y, so at a fixed point of EM the
+    root is σ·y of the labels the E-step saw. From there the root takes two
+    or three Newton steps on the features of ``benchmarks/`` (seven or eight
+    from Lemma 1's left point).
     """
     positive = coef > 0
     total = coef.sum(dim=-1, keepdim=True)
@@ -205,7 +221,11 @@ def collision_ce_m_step(probs, coef):
     closeness = torch.where(
         has_root & positive, 1.0 - sigma_p / torch.where(has_root, sigma_max, 1.0), 1.0
     )
-    gap = _collision_gap(coef, total, closeness, positive, has_root)
+    guess = None
+    if previous is not None:
+        x = (probs * previous).sum(dim=-1, keepdim=True)
+        guess = 1.0 + total - sigma_max / x.clamp_min(torch.finfo(x.dtype).tiny)
+    gap = _collision_gap(coef, total, closeness, positive, has_root, guess)
     sigma_free = torch.where(positive, -1.0, probs)
     sigma_c, c = sigma_free.max(dim=-1, keepdim=True)
     has_free = ~positive.all(dim=-1, keepdim=True)
@@ -395,14 +415,19 @@ def run_em(problem, loss, tol, y, max_iter, done=None):
 
 
 def _em_map(problem, loss):
-    """The EM update y ↦ M-step(E-step(y)) of ``problem`` for ``loss``."""
-    m_step = reverse_ce_m_step if loss == "reverse" else collision_ce_m_step
+    """The EM update y ↦ M-step(E-step(y)) of ``problem`` for ``loss``.
+
+    The collision M-step starts its Newton iterations from y (see
+    :func:`collision_ce_m_step`).
+    """
 
     def em_step(y):
         coef = fairness_coefficients(
             y, problem.weights, problem.prior, problem.fairness_weight
         )
-        return m_step(problem.probs, coef)
+        if loss == "reverse":
+            return reverse_ce_m_step(problem.probs, coef)
+        return collision_ce_m_step(problem.probs, coef, previous=y)
 
     return em_step
 

@@ -1,4 +1,4 @@
-"""The papers' EM (``skentropy.pseudo_labels._em``) on a stack of problems.
+"""The papers' EM (``skentropy.pseudo_labels._em``): its M-step, and stacks of problems.
 
 The estimators solve the pseudo-labels of all their heads on a mini-batch at
 once: ``method="em"`` with ``check_input=False`` takes σ of shape
@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from skentropy.pseudo_labels import collision_ce_labels, reverse_ce_labels
+from skentropy.pseudo_labels._em import collision_ce_m_step, fairness_coefficients
 
 SOLVERS = {"reverse": reverse_ce_labels, "collision": collision_ce_labels}
 # one problem per sharpness: they converge after different numbers of steps
@@ -85,4 +86,54 @@ def test_a_stack_warns_with_its_largest_residual():
             sample_weight=weights,
             method="em",
             check_input=False,
+        )
+
+
+def m_step_problems(seed=0, n_samples=60, n_classes=5):
+    """σ and E-step coefficients a, with some a_ik = 0 and a tiny and a large λ."""
+    generator = torch.Generator().manual_seed(seed)
+    logits = torch.randn(n_samples, n_classes, generator=generator, dtype=torch.float64)
+    probs = torch.softmax(4.0 * logits, dim=-1)
+    labels = torch.softmax(
+        torch.randn(n_samples, n_classes, generator=generator, dtype=torch.float64),
+        dim=-1,
+    )
+    labels[: n_samples // 3, 0] = 0.0  # a_k = 0: the case K_o of supplement C
+    labels /= labels.sum(dim=-1, keepdim=True)
+    return [
+        (probs, labels, fairness_coefficients(labels, weights, prior, weight))
+        for weight in (1e-12, 1.0, 100.0)
+        for weights in [torch.full((n_samples,), 1.0 / n_samples, dtype=torch.float64)]
+        for prior in [torch.full((n_classes,), 1.0 / n_classes, dtype=torch.float64)]
+    ]
+
+
+@pytest.mark.parametrize("start", ["labels", "one-hot", "uniform"])
+def test_collision_m_step_reaches_the_same_root_from_any_start(start):
+    # the start only places Newton's first iterate: near the root (the labels
+    # whose E-step gave a), or far from it on either side
+    for probs, labels, coef in m_step_problems():
+        previous = {
+            "labels": labels,
+            "one-hot": torch.nn.functional.one_hot(
+                probs.argmin(dim=-1), probs.shape[1]
+            ).to(probs.dtype),
+            "uniform": torch.full_like(probs, 1.0 / probs.shape[1]),
+        }[start]
+        cold = collision_ce_m_step(probs, coef)
+        warm = collision_ce_m_step(probs, coef, previous=previous)
+        np.testing.assert_allclose(warm, cold, rtol=1e-10, atol=1e-14)
+
+
+def test_collision_m_step_root_is_sigma_dot_its_labels():
+    # the identity behind the start x = σ·y: the M-step's y is stationary,
+    # y_k (A + 1 − σ_k / x) = a_k on a_k > 0, with x = σ·y itself
+    for probs, labels, coef in m_step_problems(seed=1):
+        y = collision_ce_m_step(probs, coef, previous=labels)
+        x = (probs * y).sum(dim=-1, keepdim=True)
+        total = coef.sum(dim=-1, keepdim=True)
+        stationary = y * (total + 1.0 - probs / x)
+        positive = coef > 0
+        np.testing.assert_allclose(
+            stationary[positive], coef[positive], rtol=1e-8, atol=1e-12
         )
