@@ -151,11 +151,30 @@ def _entropy(log_p, dim=-1):
 
 
 def _weighted_mean(values, sample_weight):
-    """Mean of per-row ``values``; zero-weight rows are left out, even if inf."""
+    """Mean of per-row ``values`` over the last axis; zero-weight rows are left
+    out, even if inf. ``values`` of shape (..., n_samples) gives shape (...)."""
     if sample_weight is None:
-        return values.mean()
+        return values.mean(dim=-1)
     weighted = torch.where(sample_weight > 0, sample_weight * values, 0.0)
-    return weighted.sum() / sample_weight.sum()
+    return weighted.sum(dim=-1) / sample_weight.sum()
+
+
+def _reverse_cross_entropy_rows(log_probs, targets):
+    """H(σ_i, y_i) of each row, over the last axis.
+
+    See :func:`reverse_cross_entropy`; any leading axes (a stack of heads).
+    """
+    # ln y of an estimated distribution: floor at the smallest normal float.
+    log_targets = torch.log(targets.clamp(min=torch.finfo(targets.dtype).tiny))
+    return -(torch.exp(log_probs) * log_targets).sum(dim=-1)
+
+
+def _collision_cross_entropy_rows(log_probs, targets):
+    """−ln σ_i·y_i of each row, over the last axis.
+
+    See :func:`collision_cross_entropy`; any leading axes (a stack of heads).
+    """
+    return -_log_weighted_sum_exp(log_probs, targets, dim=-1)
 
 
 def _log_mean_prediction(log_probs, sample_weight):
@@ -320,10 +339,9 @@ def reverse_cross_entropy(log_probs, targets, sample_weight=None):
     _check_probability_matrix(log_probs, "log_probs")
     _check_same_shape(targets, log_probs)
     sample_weight = _sample_weight_like(sample_weight, log_probs)
-    # ln y of an estimated distribution: floor at the smallest normal float.
-    log_targets = torch.log(targets.clamp(min=torch.finfo(targets.dtype).tiny))
-    rows = -(torch.exp(log_probs) * log_targets).sum(dim=1)
-    return _weighted_mean(rows, sample_weight)
+    return _weighted_mean(
+        _reverse_cross_entropy_rows(log_probs, targets), sample_weight
+    )
 
 
 def collision_cross_entropy(log_probs, targets, sample_weight=None):
@@ -380,7 +398,7 @@ def collision_cross_entropy(log_probs, targets, sample_weight=None):
     _check_probability_matrix(log_probs, "log_probs")
     _check_same_shape(targets, log_probs)
     sample_weight = _sample_weight_like(sample_weight, log_probs)
-    rows = -_log_weighted_sum_exp(log_probs, targets, dim=1)
+    rows = _collision_cross_entropy_rows(log_probs, targets)
     return _weighted_mean(rows, sample_weight)
 
 

@@ -7,8 +7,6 @@ term γ‖v‖² and does the rest.
 
 import functools
 
-import torch
-
 from skentropy import losses
 from skentropy._estimators._base import _BaseEntropyClustering
 from skentropy._estimators._docstrings import fill_doc
@@ -37,7 +35,9 @@ def reverse_ce_loss(log_probs, prior, sample_weight, *, fairness_weight, tol, ma
         method="em",
         check_input=False,
     )
-    return _per_head(losses.reverse_cross_entropy, log_probs, targets, sample_weight)
+    return _per_head(
+        losses._reverse_cross_entropy_rows, log_probs, targets, sample_weight
+    )
 
 
 def collision_ce_loss(
@@ -60,19 +60,15 @@ def collision_ce_loss(
         method="em",
         check_input=False,
     )
-    return _per_head(losses.collision_cross_entropy, log_probs, targets, sample_weight)
-
-
-def _per_head(loss, log_probs, targets, sample_weight):
-    """``loss`` of one head, or of each head of a stack (shape (n_heads,))."""
-    if log_probs.ndim == 2:
-        return loss(log_probs, targets, sample_weight)
-    return torch.stack(
-        [
-            loss(head_log_probs, head_targets, sample_weight)
-            for head_log_probs, head_targets in zip(log_probs, targets, strict=True)
-        ]
+    return _per_head(
+        losses._collision_cross_entropy_rows, log_probs, targets, sample_weight
     )
+
+
+def _per_head(rows, log_probs, targets, sample_weight):
+    """The weighted mean of the ``rows`` loss of one head (shape ()), or of each
+    head of a stack (shape (n_heads,)), in one set of tensor operations."""
+    return losses._weighted_mean(rows(log_probs, targets), sample_weight)
 
 
 @fill_doc
