@@ -178,14 +178,46 @@ def _collision_cross_entropy_rows(log_probs, targets):
 
 
 def _log_mean_prediction(log_probs, sample_weight):
-    """ln σ̄ of the (weighted) mean prediction σ̄ = Σ_i w_i σ_i / Σ_i w_i."""
+    """ln σ̄ of the (weighted) mean prediction σ̄ = Σ_i w_i σ_i / Σ_i w_i.
+
+    Over the rows, the second last axis: ``log_probs`` of shape (..., n, K)
+    gives shape (..., K).
+    """
     if sample_weight is None:
-        weight = torch.ones_like(log_probs[:, :1])
-        total = math.log(log_probs.shape[0])
+        weight = torch.ones_like(log_probs[..., :1])
+        total = math.log(log_probs.shape[-2])
     else:
         weight = sample_weight[:, None]
         total = torch.log(sample_weight.sum())
-    return _log_weighted_sum_exp(log_probs, weight, dim=0) - total
+    return _log_weighted_sum_exp(log_probs, weight, dim=-2) - total
+
+
+def _fairness_of_mean(log_mean, prior):
+    """KL(σ̄‖u) from ln σ̄ over the last axis (see :func:`fairness`).
+
+    ``prior`` of shape (K,), of ``log_mean``'s shape, or None (uniform).
+    """
+    mean = torch.exp(log_mean)
+    if prior is None:
+        log_ratio = log_mean + math.log(log_mean.shape[-1])
+        return (mean * torch.where(mean > 0, log_ratio, 0.0)).sum(dim=-1)
+    log_ratio = log_mean - _log_or_zero(prior)
+    terms = mean * torch.where(mean > 0, log_ratio, 0.0)
+    # u_k = 0: the term is 0 if σ̄_k = 0 and +inf otherwise, a constant.
+    outside_prior = torch.where(mean > 0, math.inf, 0.0)
+    return torch.where(prior > 0, terms, outside_prior).sum(dim=-1)
+
+
+def _max_margin_terms(log_probs, prior, sample_weight, *, fairness_weight):
+    """mean H(σ) + λ KL(σ̄‖u) over the rows, the second last axis.
+
+    :func:`max_margin_entropy` without its checks and margin term, for
+    ``log_probs`` of shape (n, K) (shape ()) or a stack of heads (S, n, K)
+    (shape (S,)), with ``prior`` of shape (K,), (S, K) or None.
+    """
+    mean_entropy = _weighted_mean(_entropy(log_probs), sample_weight)
+    log_mean = _log_mean_prediction(log_probs, sample_weight)
+    return mean_entropy + fairness_weight * _fairness_of_mean(log_mean, prior)
 
 
 # --------------------------------------------------------------------------
@@ -458,15 +490,7 @@ def fairness(log_probs, prior=None, sample_weight=None):
     prior = check_prior(prior, log_probs.shape[1], like=log_probs, positive=False)
     sample_weight = _sample_weight_like(sample_weight, log_probs)
     log_mean = _log_mean_prediction(log_probs, sample_weight)
-    mean = torch.exp(log_mean)
-    if prior is None:
-        log_ratio = log_mean + math.log(log_probs.shape[1])
-        return (mean * torch.where(mean > 0, log_ratio, 0.0)).sum()
-    log_ratio = log_mean - _log_or_zero(prior)
-    terms = mean * torch.where(mean > 0, log_ratio, 0.0)
-    # u_k = 0: the term is 0 if σ̄_k = 0 and +inf otherwise, a constant.
-    outside_prior = torch.where(mean > 0, math.inf, 0.0)
-    return torch.where(prior > 0, terms, outside_prior).sum()
+    return _fairness_of_mean(log_mean, prior)
 
 
 def strong_fairness(targets_or_probs, prior=None, sample_weight=None):

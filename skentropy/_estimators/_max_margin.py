@@ -221,8 +221,12 @@ class MaxMarginEntropyClustering(_BaseEntropyClustering):
             **kwargs,
         )
 
+    # the batch loss takes the heads' ln σ stacked (see TrainingLoss.stacked)
+    _stacked_loss = True
+
     def _mini_batch_loss(self):
-        # mean H(σ) + λ KL(σ̄‖u): eq. (11) in KL form, σ̄ over the mini-batch
+        # mean H(σ) + λ KL(σ̄‖u): eq. (11) in KL form, σ̄ over the mini-batch;
+        # losses.max_margin_entropy without its margin term, one head or a stack
         return functools.partial(
-            losses.max_margin_entropy, fairness_weight=self.fairness_weight
+            losses._max_margin_terms, fairness_weight=self.fairness_weight
         )
