@@ -54,6 +54,19 @@ def test_gamma_units_benchmark_prints_its_summary(tmp_path):
     assert "| digits (std) | 64 |" in again
 
 
+def test_learning_rate_benchmark_prints_its_summary(tmp_path):
+    saved = tmp_path / "cells.json"
+    output = run_benchmark(
+        "learning_rate.py",
+        *("--inputs", "digits:16/std", "--estimators", "MaxMarginEntropyClustering"),
+        *("--params", '{"max_iter": 5, "n_heads": 1}', "--json", str(saved)),
+    )
+    assert "### digits:16/std: 1797 × 16" in output
+    assert "| MaxMarginEntropyClustering/auto |" in output
+    again = run_benchmark("learning_rate.py", "--summarize", str(saved))
+    assert "lr=auto: 1 pairs" in again
+
+
 def test_long_tail_benchmark_prints_its_summary(tmp_path):
     saved = tmp_path / "cells.json"
     output = run_benchmark(

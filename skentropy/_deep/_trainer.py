@@ -30,6 +30,7 @@ from skentropy._estimators._training import (
     Trainer,
     TrainingPolicy,
     TrainingResult,
+    learning_rate,
 )
 from skentropy._estimators._views import NEIGHBOR_DRAWS, NeighborViews, make_views
 from skentropy._prior import fixed_prior
@@ -105,7 +106,7 @@ class DeepTrainer(Trainer):
             module__temperature=estimator.temperature,
             views=make_views(estimator.augment, estimator.n_augmentations),
             optimizer=OPTIMIZERS[estimator.optimizer],
-            lr=estimator.lr,
+            lr=learning_rate(estimator.lr, estimator.optimizer),
             optimizer__weight_decay=estimator.weight_decay,
             batch_size=estimator.batch_size,
             generator=torch_generator(random_state),
@@ -138,7 +139,8 @@ class DeepTrainer(Trainer):
 
     def continued_model(self, data, random_state, device):
         net = self.estimator.net_  # trained in place: atomic_fit keeps a copy
-        net.set_params(lr=self.estimator.lr)
+        estimator = self.estimator
+        net.set_params(lr=learning_rate(estimator.lr, estimator.optimizer))
         return net
 
     def fitted_model(self, device):

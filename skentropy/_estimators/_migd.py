@@ -53,7 +53,7 @@ class MIGDClustering(_BaseEntropyClustering):
     batch_size : int, default=250
         {batch_size}
 
-    lr : float, default=0.01
+    lr : float or "auto", default="auto"
         {lr}
 
     optimizer : {"adam", "sgd"}, default="adam"
@@ -183,7 +183,7 @@ class MIGDClustering(_BaseEntropyClustering):
         prior=None,
         max_iter=200,
         batch_size=250,
-        lr=0.01,
+        lr="auto",
         optimizer="adam",
         weight_decay=0.01,
         tol=1e-4,

@@ -85,7 +85,7 @@ class SeLaClustering(_BaseEntropyClustering):
     batch_size : int, default=250
         {batch_size}
 
-    lr : float, default=0.01
+    lr : float or "auto", default="auto"
         {lr}
 
     optimizer : {"adam", "sgd"}, default="adam"
@@ -235,7 +235,7 @@ class SeLaClustering(_BaseEntropyClustering):
         prior=None,
         max_iter=200,
         batch_size=250,
-        lr=0.01,
+        lr="auto",
         optimizer="adam",
         weight_decay=0.0,
         tol=1e-4,

@@ -34,6 +34,8 @@ from skentropy._estimators._training import (
     Trainer,
     TrainingPolicy,
     TrainingResult,
+    learning_rate,
+    step_pace,
 )
 from skentropy._estimators._views import (
     NEIGHBOR_DRAWS,
@@ -182,11 +184,17 @@ class ShallowTrainer(Trainer):
         parameter = next(heads.parameters())
         resume = run.incremental and not run.new
         model.optimizer = _make_optimizer(
-            heads, estimator, estimator._optimizer_state if resume else None
+            heads,
+            estimator,
+            data.X.shape[1],
+            estimator._optimizer_state if resume else None,
         )
         loss = loss.to(parameter.dtype, parameter.device)
         policy = TrainingPolicy(
-            run, tol=estimator.tol, n_iter_no_change=estimator.n_iter_no_change
+            run,
+            tol=estimator.tol,
+            n_iter_no_change=estimator.n_iter_no_change,
+            pace=step_pace(model.optimizer.param_groups[0]["lr"], estimator.optimizer),
         )
         loss_curve = []
         epochs = tqdm(
@@ -321,8 +329,12 @@ def _rows_of(targets, rows):
     ]
 
 
-def _make_optimizer(heads, estimator, state=None):
+def _make_optimizer(heads, estimator, n_features, state=None):
     """The estimator's optimizer over the heads, resuming from a saved ``state``.
+
+    Its learning rate is ``lr``, or with ``lr="auto"`` that of
+    :func:`~skentropy._estimators._training.learning_rate` for heads on
+    ``n_features`` features.
 
     torch's fused implementation (one kernel for all parameters): on one CPU
     thread its step over five heads of 10 × 1280 weights takes a third of
@@ -330,7 +342,7 @@ def _make_optimizer(heads, estimator, state=None):
     """
     optimizer = OPTIMIZERS[estimator.optimizer](
         heads.parameters(),
-        lr=estimator.lr,
+        lr=learning_rate(estimator.lr, estimator.optimizer, n_features),
         weight_decay=estimator.weight_decay,
         fused=True,
     )

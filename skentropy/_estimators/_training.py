@@ -36,6 +36,12 @@ PATIENCE_STEPS = 160
 MIN_EPOCHS, MAX_EPOCHS = 2, 10
 # The longest warm-up, that of data of at most 8 batches (digits, 1,797 rows).
 MARGIN_WARMUP_EPOCHS = MAX_EPOCHS
+# lr="auto": the learning rate of every optimizer and mode, except Adam on
+# fixed features, where it is scaled to the number of features (see
+# learning_rate): AUTO_LR on REFERENCE_FEATURES features.
+AUTO_LR = 0.01
+REFERENCE_FEATURES = 1280
+MAX_AUTO_LR = 4 * AUTO_LR
 
 
 def epochs_of_steps(steps, steps_per_epoch):
@@ -54,6 +60,64 @@ def epochs_of_steps(steps, steps_per_epoch):
     steps lost 0.5 point for MaxMargin (``benchmarks/README.md``).
     """
     return min(MAX_EPOCHS, max(MIN_EPOCHS, math.ceil(steps / steps_per_epoch)))
+
+
+def learning_rate(lr, optimizer, n_features=None):
+    """The learning rate of a fit: ``lr`` itself, or what ``"auto"`` means.
+
+    With ``lr="auto"``, Adam on fixed features of ``n_features`` columns
+    steps by 0.01 · √(1280 / ``n_features``), at most 0.04; every other case
+    (SGD, deep mode, where ``n_features`` is None) by 0.01.
+
+    Why the square root: Adam moves each weight by about lr per step,
+    whatever its gradient's scale, so a logit vᵀz moves by about
+    lr · ‖z‖₁ ≈ lr · √d on the standardized rows z (unit root-mean-square
+    norm, :func:`~skentropy._estimators._heads.input_standardization`),
+    while the logits' spread at the start does not depend on d (the initial
+    temperature sets it). With one lr for all d, 64 features needed 4.5
+    times the steps of 1280. 0.01 is the step at which the defaults were
+    measured on 1280-d image features (the benchmarks' files keep it
+    exactly).
+
+    Why at most 0.04 (four times the reference, reached at 80 features):
+    measured, not derived. At the rule's 0.089 on 16 features,
+    ``prior="auto"`` lost the long-tailed blobs of 1000/400/150/60 rows
+    (CollisionCE ARI 0.98 → 0.58 and 0.84 on two of four data sets), and
+    standardized PCA-32 CIFAR-10 features lost 5 points of accuracy for
+    Entropy at 0.063; at 0.04 both hold (``benchmarks/README.md``).
+
+    Parameters
+    ----------
+    lr : float or "auto"
+        The estimator's parameter.
+
+    optimizer : {"adam", "sgd"}
+        The estimator's optimizer.
+
+    n_features : int, default=None
+        Columns of the fixed features the heads train on; None in deep mode.
+
+    Returns
+    -------
+    lr : float
+    """
+    if lr != "auto":
+        return lr
+    if optimizer == "adam" and n_features is not None:
+        return min(MAX_AUTO_LR, AUTO_LR * math.sqrt(REFERENCE_FEATURES / n_features))
+    return AUTO_LR
+
+
+def step_pace(lr, optimizer):
+    """How far an optimizer step goes, in steps of Adam at lr 0.01: lr / 0.01.
+
+    Adam moves each weight by about lr per step, so a step at lr goes as far
+    as lr / 0.01 steps at 0.01, the rate at which the margin's warm-up of
+    ``MARGIN_WARMUP_STEPS`` steps was set; :class:`TrainingPolicy` divides
+    the warm-up's steps by it. SGD's step follows the gradient's scale, not
+    lr alone: its pace is 1.
+    """
+    return lr / AUTO_LR if optimizer == "adam" else 1.0
 
 
 def margin_scale(epoch, warmup_epochs=MARGIN_WARMUP_EPOCHS):
@@ -150,10 +214,10 @@ class TrainingPolicy:
 
     - **The margin warm-up.** A new model's margin term weighs
       :func:`margin_scale` · γ, growing over its first ``warmup_epochs``
-      epochs (those of 80 optimizer steps, :func:`epochs_of_steps`);
-      ``partial_fit`` continues the warm-up where the model is (its epochs
-      so far); a warm-started ``fit`` weighs the whole γ from its first
-      epoch.
+      epochs (those of 80 optimizer steps of Adam at lr 0.01, 80 / ``pace``
+      steps of another pace, :func:`epochs_of_steps`); ``partial_fit``
+      continues the warm-up where the model is (its epochs so far); a
+      warm-started ``fit`` weighs the whole γ from its first epoch.
     - **The stopping rule**, as :class:`~sklearn.neural_network.MLPClassifier`
       has it: training stops once the epoch's loss has not been lower than the
       best so far minus ``tol`` for more than ``patience`` epochs in a row
@@ -179,6 +243,18 @@ class TrainingPolicy:
         Epochs without such an improvement that are tolerated; ``"auto"``:
         those of ``PATIENCE_STEPS`` optimizer steps.
 
+    pace : float, default=1.0
+        How far a step goes (:func:`step_pace`). The warm-up lasts as far as
+        80 steps at pace 1 go: with ``lr="auto"``, 20 steps of 0.04 on
+        standardized digits. Measured with ``prior="auto"`` on the
+        long-tailed blobs of ``tests/test_prior.py`` (16 features, lr 0.04,
+        4 data sets): with the unpaced 80-step warm-up the model split the
+        large blob into equal shares before the estimate of the proportions
+        began (it starts after the warm-up), ARI 0.58–0.94 (Entropy) and
+        0.58–0.59 (CollisionCE); with the paced one 0.98–1.0 for both. The
+        patience stays in steps: pacing it too stopped CollisionCE before
+        its estimate settled.
+
     Attributes
     ----------
     warmup_epochs : int
@@ -188,8 +264,10 @@ class TrainingPolicy:
         Epochs without improvement that are tolerated.
     """
 
-    def __init__(self, run, *, tol, n_iter_no_change):
-        self.warmup_epochs = epochs_of_steps(MARGIN_WARMUP_STEPS, run.steps_per_epoch)
+    def __init__(self, run, *, tol, n_iter_no_change, pace=1.0):
+        self.warmup_epochs = epochs_of_steps(
+            MARGIN_WARMUP_STEPS / pace, run.steps_per_epoch
+        )
         if n_iter_no_change == "auto":
             n_iter_no_change = epochs_of_steps(PATIENCE_STEPS, run.steps_per_epoch)
         self.patience = n_iter_no_change

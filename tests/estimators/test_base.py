@@ -341,7 +341,10 @@ def test_n_init_keeps_the_training_with_the_lowest_loss(Estimator, digits):
 @each_paper_estimator
 def test_stops_early_once_the_loss_stops_improving_after_the_warmup(Estimator, digits):
     X, _ = digits
-    estimator = make_fast(Estimator, max_iter=100, tol=10.0, n_iter_no_change=2)
+    # lr=0.01: the warm-up of MARGIN_WARMUP_EPOCHS epochs of digits' 8 batches
+    estimator = make_fast(
+        Estimator, max_iter=100, tol=10.0, n_iter_no_change=2, lr=0.01
+    )
     estimator.fit(X)
     # The rule waits for the margin's warm-up (its loss rises by design);
     # the first epoch after it sets the best loss, with tol=10 no later epoch

@@ -62,10 +62,12 @@ def test_partial_fit_on_memmap_chunks_matches_fit(Estimator, shuffled_digits_on_
                 streamed.partial_fit(block)
         assert streamed.n_iter_ == n_epochs * 3
         stream_accuracy.append(clustering_accuracy(y, streamed.predict(X_map)))
-    # Single fits land 5 points apart (CollisionCE at the default γ = 0.02:
-    # fit 0.790 / 0.733 / 0.738, streamed 0.696 / 0.681 / 0.683), hence the
-    # tolerance of 8 points on the mean of three seeds.
-    assert np.mean(stream_accuracy) >= np.mean(fit_accuracy) - 0.08
+    # Single fits land 5 points apart, and streaming lags: CollisionCE at the
+    # default γ = 0.02 with lr="auto" (0.04 on these 64 features), fit mean
+    # 0.833, streamed 0.741 / 0.774 / 0.716 (mean 0.743; with lr=0.01 fit
+    # 0.754, streamed 0.687), hence the tolerance of 10 points on the mean of
+    # three seeds.
+    assert np.mean(stream_accuracy) >= np.mean(fit_accuracy) - 0.10
     assert min(stream_accuracy) > 0.6
 
 

@@ -3,7 +3,8 @@ of X, read without a copy, when the rows are in random order, and a random
 partition of the rows when they are sorted, so that the order of the rows never
 changes the clustering; it trains on one torch thread and restores the
 caller's setting; σ is averaged over the views of each row; the margin's
-warm-up and the default patience of the stopping rule count optimizer steps."""
+warm-up and the default patience of the stopping rule count optimizer steps;
+``lr="auto"`` scales Adam's step to the number of features."""
 
 from concurrent.futures import ThreadPoolExecutor
 
@@ -20,7 +21,12 @@ from skentropy import (
     MaxMarginEntropyClustering,
 )
 from skentropy._estimators import _shallow
-from skentropy._estimators._training import Run, TrainingPolicy
+from skentropy._estimators._training import (
+    Run,
+    TrainingPolicy,
+    learning_rate,
+    step_pace,
+)
 
 from helpers import each_paper_estimator, fit_quietly, make_fast
 
@@ -149,7 +155,7 @@ def test_stacked_heads_train_as_heads_one_by_one(Estimator, prior, blobs, monkey
     assert_array_equal(stacked.labels_, one_by_one.labels_)
 
 
-def _policy(steps_per_epoch, n_iter_no_change="auto"):
+def _policy(steps_per_epoch, n_iter_no_change="auto", pace=1.0):
     run = Run(
         epochs=100,
         new=True,
@@ -158,7 +164,7 @@ def _policy(steps_per_epoch, n_iter_no_change="auto"):
         steps_per_epoch=steps_per_epoch,
         description="",
     )
-    return TrainingPolicy(run, tol=10.0, n_iter_no_change=n_iter_no_change)
+    return TrainingPolicy(run, tol=10.0, n_iter_no_change=n_iter_no_change, pace=pace)
 
 
 @pytest.mark.parametrize(
@@ -185,15 +191,82 @@ def test_an_integer_patience_counts_epochs():
     assert (policy.warmup_epochs, policy.patience) == (2, 7)
 
 
-@pytest.mark.parametrize("batch_size, warmup, patience", [(250, 5, 10), (50, 2, 2)])
+@pytest.mark.parametrize(
+    "pace, steps_per_epoch, warmup, patience",
+    [(4.0, 8, 3, 10), (4.0, 16, 2, 10), (2.0, 8, 5, 10), (0.5, 8, 10, 10)]
+    + [(0.5, 40, 4, 4), (1e-3, 40, 10, 4)],
+)
+def test_warmup_lasts_as_far_as_80_steps_at_pace_one(
+    pace, steps_per_epoch, warmup, patience
+):
+    """80 / pace steps (digits' 8 batches of 0.04-steps: 20 steps, 3 epochs);
+    the patience's 160 steps are not paced."""
+    policy = _policy(steps_per_epoch, pace=pace)
+    assert (policy.warmup_epochs, policy.patience) == (warmup, patience)
+
+
+@pytest.mark.parametrize(
+    "lr, optimizer, pace", [(0.01, "adam", 1.0), (0.04, "adam", 4.0), (0.1, "sgd", 1.0)]
+)
+def test_step_pace_is_adams_step_over_its_reference(lr, optimizer, pace):
+    assert step_pace(lr, optimizer) == pytest.approx(pace)
+
+
+@pytest.mark.parametrize(
+    "batch_size, lr, warmup, patience",
+    [(250, 0.01, 5, 10), (50, 0.01, 2, 2), (250, "auto", 2, 10)],
+)
 def test_fit_sets_the_policy_from_the_batches_of_its_data(
-    batch_size, warmup, patience, blobs
+    batch_size, lr, warmup, patience, blobs
 ):
     """4,000 rows: 16 batches of 250 (80 steps are 5 epochs, 160 are 10),
-    80 batches of 50 (2 epochs each)."""
+    80 batches of 50 (2 epochs each); "auto" steps by 0.04 on these 8
+    features, pace 4, so the warm-up is 20 steps, 2 epochs at least."""
     X, _ = blobs
     estimator = EntropyClustering(
-        n_clusters=5, batch_size=batch_size, tol=10.0, random_state=0, max_iter=50
+        n_clusters=5,
+        batch_size=batch_size,
+        lr=lr,
+        tol=10.0,
+        random_state=0,
+        max_iter=50,
     ).fit(X)
     assert estimator.converged_
     assert estimator.n_iter_ == warmup + 1 + patience + 1
+
+
+@pytest.mark.parametrize(
+    "lr, optimizer, n_features, expected",
+    [
+        ("auto", "adam", 1280, 0.01),  # the reference: the benchmarks' files
+        ("auto", "adam", 128, 0.01 * np.sqrt(10.0)),  # 0.0316
+        ("auto", "adam", 80, 0.04),  # the cap is reached at 80 features
+        ("auto", "adam", 64, 0.04),  # digits: capped, not 0.0447
+        ("auto", "adam", 5120, 0.005),
+        ("auto", "sgd", 64, 0.01),  # SGD's step already follows the gradient
+        ("auto", "adam", None, 0.01),  # deep mode: the network's own features
+        (0.3, "adam", 64, 0.3),  # a number is taken as it is
+    ],
+)
+def test_auto_learning_rate_scales_adam_with_the_root_of_features_up_to_0_04(
+    lr, optimizer, n_features, expected
+):
+    assert learning_rate(lr, optimizer, n_features) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("lr, expected", [("auto", 0.04), (0.02, 0.02)])
+def test_fit_builds_its_optimizer_with_the_resolved_learning_rate(
+    lr, expected, blobs, monkeypatch
+):
+    X, _ = blobs  # 8 features
+    rates = []
+    make = _shallow._make_optimizer
+
+    def recording(*args, **kwargs):
+        optimizer = make(*args, **kwargs)
+        rates.append(optimizer.param_groups[0]["lr"])
+        return optimizer
+
+    monkeypatch.setattr(_shallow, "_make_optimizer", recording)
+    fit_quietly(EntropyClustering(n_clusters=5, lr=lr, max_iter=1, random_state=0), X)
+    assert rates == [pytest.approx(expected)]
