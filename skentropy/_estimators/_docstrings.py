@@ -58,8 +58,9 @@ Learning rate of the optimizer. ``"auto"``: with Adam on fixed features
 0.01 · √(1280 / n_features), at most 0.04 (0.01 on 1280 features, 0.04
 on 80 or fewer), since Adam moves each weight by about lr per step and a
 logit then by about lr · √n_features on the standardized rows; 0.01 with
-SGD and in deep mode. The margin's warm-up lasts 80 steps at 0.01, fewer
-at a larger lr (80 · 0.01 / lr with Adam).""",
+SGD and in deep mode. The margin's warm-up and the patience
+(``n_iter_no_change="auto"``) last 80 and 160 steps at 0.01, fewer at a
+larger lr (80 · 0.01 / lr and 160 · 0.01 / lr with Adam).""",
     "optimizer": """\
 ``"adam"`` is :class:`torch.optim.Adam`, ``"sgd"`` plain stochastic
 gradient descent (:class:`torch.optim.SGD`), the optimizer of the
@@ -81,11 +82,11 @@ rows, 2 on 10,000 with ``batch_size=250``; the margin weight grows to
     "n_iter_no_change": """\
 Number of epochs without an improvement of at least ``tol`` that
 training tolerates before it stops. ``"auto"``: as many as make 160
-optimizer steps, between 2 and 10 (10 on 2,000 rows, 4 on 10,000 with
-``batch_size=250``): an optimizer step moves the heads by about as much
-whatever the number of rows, so a patience in epochs would wait 10
-times longer on 10 times more data. An integer counts epochs, as in
-scikit-learn.""",
+optimizer steps at lr 0.01 (160 · 0.01 / lr with Adam), between 2 and 10
+(10 on 2,000 rows, 4 on 10,000 with ``batch_size=250`` and lr 0.01): an
+optimizer step moves the heads by about as much whatever the number of
+rows, so a patience in epochs would wait 10 times longer on 10 times
+more data. An integer counts epochs, as in scikit-learn.""",
     "head": """\
 The head producing the logits. ``"linear"`` is the linear model
 vᵀx + b. ``"normfc"`` is the Norm-FC head of Han et al. (twostage

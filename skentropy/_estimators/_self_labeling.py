@@ -205,7 +205,7 @@ class EntropyClustering(_BaseEntropyClustering):
     five heads, seed 0: accuracy 0.494 and 0.688 at ``em_tol=1e-2``, 0.488
     and 0.687 at 5e-2, in half the fit time). On standardized digits (10
     clusters, random_state 0 to 4) these defaults reach a mean clustering
-    accuracy of 0.79, :class:`~sklearn.cluster.KMeans` with ``n_init=10``
+    accuracy of 0.78, :class:`~sklearn.cluster.KMeans` with ``n_init=10``
     0.61.
 
     References

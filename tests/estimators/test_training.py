@@ -193,14 +193,14 @@ def test_an_integer_patience_counts_epochs():
 
 @pytest.mark.parametrize(
     "pace, steps_per_epoch, warmup, patience",
-    [(4.0, 8, 3, 10), (4.0, 16, 2, 10), (2.0, 8, 5, 10), (0.5, 8, 10, 10)]
-    + [(0.5, 40, 4, 4), (1e-3, 40, 10, 4)],
+    [(4.0, 8, 3, 5), (4.0, 16, 2, 3), (2.0, 8, 5, 10), (0.5, 8, 10, 10)]
+    + [(0.5, 40, 4, 8), (1e-3, 40, 10, 10)],
 )
-def test_warmup_lasts_as_far_as_80_steps_at_pace_one(
+def test_warmup_and_patience_last_as_far_as_80_and_160_steps_at_pace_one(
     pace, steps_per_epoch, warmup, patience
 ):
-    """80 / pace steps (digits' 8 batches of 0.04-steps: 20 steps, 3 epochs);
-    the patience's 160 steps are not paced."""
+    """80 / pace and 160 / pace steps (digits' 8 batches of 0.04-steps: 20
+    and 40 steps, 3 and 5 epochs), each between 2 and 10 epochs."""
     policy = _policy(steps_per_epoch, pace=pace)
     assert (policy.warmup_epochs, policy.patience) == (warmup, patience)
 
@@ -214,14 +214,14 @@ def test_step_pace_is_adams_step_over_its_reference(lr, optimizer, pace):
 
 @pytest.mark.parametrize(
     "batch_size, lr, warmup, patience",
-    [(250, 0.01, 5, 10), (50, 0.01, 2, 2), (250, "auto", 2, 10)],
+    [(250, 0.01, 5, 10), (50, 0.01, 2, 2), (250, "auto", 2, 3)],
 )
 def test_fit_sets_the_policy_from_the_batches_of_its_data(
     batch_size, lr, warmup, patience, blobs
 ):
     """4,000 rows: 16 batches of 250 (80 steps are 5 epochs, 160 are 10),
     80 batches of 50 (2 epochs each); "auto" steps by 0.04 on these 8
-    features, pace 4, so the warm-up is 20 steps, 2 epochs at least."""
+    features, pace 4: 20 and 40 steps, 2 and 3 epochs."""
     X, _ = blobs
     estimator = EntropyClustering(
         n_clusters=5,
