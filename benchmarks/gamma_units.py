@@ -45,7 +45,12 @@ from sklearn.datasets import load_digits
 from sklearn.decomposition import PCA
 from sklearn.metrics import normalized_mutual_info_score
 from sklearn.preprocessing import StandardScaler
-from table2 import DATA_DIR, PREPS  # the same files and preparations
+from table2 import (  # the same files and preparations
+    DATA_DIR,
+    PREPS,
+    add_json_options,
+    saved_cells,
+)
 
 import skentropy
 from skentropy.metrics import clustering_accuracy
@@ -272,13 +277,10 @@ def main(argv=None):
         help="JSON of other parameters, e.g. '{\"n_heads\": 1}'",
     )
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--json", type=Path, help="save the cells here")
-    parser.add_argument(
-        "--summarize", nargs="+", type=Path, help="only summarize cells saved by --json"
-    )
+    add_json_options(parser)
     args = parser.parse_args(argv)
     if args.summarize:
-        summarize([c for path in args.summarize for c in json.loads(path.read_text())])
+        summarize(saved_cells(args.summarize))
         return
     args.params = json.loads(args.params)
     torch.set_num_threads(args.threads)

@@ -37,21 +37,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from long_tail import ESTIMATORS, KMEANS
 from sklearn.cluster import KMeans
 from sklearn.datasets import load_digits
 from sklearn.decomposition import PCA
 from sklearn.metrics import normalized_mutual_info_score
-from table2 import DATA_DIR, PREPS
+from table2 import DATA_DIR, PREPS, add_json_options, saved_cells
 
 import skentropy
 from skentropy.metrics import clustering_accuracy
-
-ESTIMATORS = (
-    "EntropyClustering",
-    "CollisionCEClustering",
-    "MaxMarginEntropyClustering",
-)
-KMEANS = "KMeans(n_init=10)"
 
 
 def load_input(name, data_dir):
@@ -148,13 +142,10 @@ def main(argv=None):
         "--params", default="{}", help="JSON of other parameters of the estimators"
     )
     parser.add_argument("--data-dir", type=Path, default=DATA_DIR)
-    parser.add_argument("--json", type=Path, help="save the inputs' rows here")
-    parser.add_argument(
-        "--summarize", nargs="+", type=Path, help="only summarize rows saved by --json"
-    )
+    add_json_options(parser, "inputs' rows")
     args = parser.parse_args(argv)
     if args.summarize:
-        summarize([c for path in args.summarize for c in json.loads(path.read_text())])
+        summarize(saved_cells(args.summarize))
         return
     args.params = json.loads(args.params)
     torch.set_num_threads(1)

@@ -42,7 +42,7 @@ from scipy.optimize import linear_sum_assignment
 from sklearn.cluster import KMeans
 from sklearn.datasets import load_digits
 from sklearn.metrics import confusion_matrix, normalized_mutual_info_score
-from table2 import DATA_DIR, PREPS
+from table2 import DATA_DIR, PREPS, add_json_options, saved_cells
 
 import skentropy
 from skentropy.metrics import clustering_accuracy
@@ -243,13 +243,10 @@ def main(argv=None):
         help="JSON dict of parameters for every estimator",
     )
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--json", type=Path, help="save the cells here")
-    parser.add_argument(
-        "--summarize", nargs="+", type=Path, help="only summarize cells saved by --json"
-    )
+    add_json_options(parser)
     args = parser.parse_args(argv)
     if args.summarize:
-        cells = [c for path in args.summarize for c in json.loads(path.read_text())]
+        cells = saved_cells(args.summarize)
         methods = list(dict.fromkeys(m for c in cells for m in c["methods"]))
         header(methods)
         for cell in cells:

@@ -86,6 +86,24 @@ PREPS = {
 }
 
 
+def add_json_options(parser, what="cells"):
+    """``--json`` (save ``what`` as they are measured) and ``--summarize``
+    (only summarize ``what`` saved by ``--json``): the options of the
+    benchmarks that print a summary over cells."""
+    parser.add_argument("--json", type=Path, help=f"save the {what} here")
+    parser.add_argument(
+        "--summarize",
+        nargs="+",
+        type=Path,
+        help=f"only summarize {what} saved by --json",
+    )
+
+
+def saved_cells(paths):
+    """The cells that ``--json`` saved in each of ``paths``, in order."""
+    return [cell for path in paths for cell in json.loads(path.read_text())]
+
+
 class FaissKMeans:
     """faiss's k-means behind the ``fit(X).labels_`` interface of the others.
 
