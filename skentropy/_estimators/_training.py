@@ -82,7 +82,8 @@ def learning_rate(lr, optimizer, n_features=None):
     Why at most 0.04 (four times the reference, reached at 80 features):
     measured, not derived. At the rule's 0.089 on 16 features,
     ``prior="auto"`` lost the long-tailed blobs of 1000/400/150/60 rows
-    (CollisionCE ARI 0.98 → 0.58 and 0.84 on two of four data sets), and
+    (CollisionCE ARI 0.98 at lr 0.01, 0.58 and 0.80–0.84 on two of four
+    data sets at 0.089, even with the paced warm-up), and
     standardized PCA-32 CIFAR-10 features lost 5 points of accuracy for
     Entropy at 0.063; at 0.04 both hold (``benchmarks/README.md``).
 
@@ -113,9 +114,9 @@ def step_pace(lr, optimizer):
 
     Adam moves each weight by about lr per step, so a step at lr goes as far
     as lr / 0.01 steps at 0.01, the rate at which the margin's warm-up of
-    ``MARGIN_WARMUP_STEPS`` steps was set; :class:`TrainingPolicy` divides
-    the warm-up's steps by it. SGD's step follows the gradient's scale, not
-    lr alone: its pace is 1.
+    ``MARGIN_WARMUP_STEPS`` steps and the patience of ``PATIENCE_STEPS``
+    were set; :class:`TrainingPolicy` divides both by it. SGD's step
+    follows the gradient's scale, not lr alone: its pace is 1.
     """
     return lr / AUTO_LR if optimizer == "adam" else 1.0
 
