@@ -244,13 +244,22 @@ class _ClusteringParameters(BaseEstimator):
 
 
 def validate_features(estimator, X, *, reset):
-    """Features X of a shallow estimator: float32 stays, the rest is float64.
+    """Features X of a shallow estimator: float16 and float32 in float32, else float64.
+
+    float32 holds every float16 value exactly, so half-precision embeddings
+    (as stored on disk to save space) train in float32 as if given so,
+    rather than in float64 as scikit-learn's ``dtype=[np.float64,
+    np.float32]`` would convert them: the labels of ``X.astype(np.float32)``,
+    in half the memory of float64 and in less time.
 
     Also checks their magnitude (:func:`check_magnitude`). Copies nothing
     that is already float32 or float64, so memory maps stay on disk (only
     views with a negative stride, e.g. ``X[::-1]``, are copied).
     """
-    X = validate_data(estimator, X, dtype=[np.float64, np.float32], reset=reset)
+    dtype = [np.float64, np.float32]
+    if getattr(X, "dtype", None) == np.float16:
+        dtype = np.float32
+    X = validate_data(estimator, X, dtype=dtype, reset=reset)
     check_magnitude(X)
     return without_negative_strides(X)
 

@@ -159,6 +159,22 @@ def test_trains_in_the_input_dtype(Estimator, digits, dtype):
 
 
 @each_paper_estimator
+def test_half_precision_trains_in_float32(Estimator, digits):
+    # float32 holds every float16 value: the fit on float16 features is the
+    # fit on the same values in float32 (scikit-learn's rule would give float64)
+    X, _ = digits
+    half = X.astype(np.float16)
+    params = {"max_iter": 3, "random_state": 0}
+    estimator = fit_quietly(make_fast(Estimator, **params), half)
+    single = fit_quietly(make_fast(Estimator, **params), half.astype(np.float32))
+    assert estimator.coef_.dtype == np.float32
+    assert_array_equal(estimator.coef_, single.coef_)
+    assert_array_equal(estimator.labels_, single.labels_)
+    assert estimator.predict_proba(half).dtype == np.float32
+    assert_array_equal(estimator.predict(half), single.predict(half))
+
+
+@each_paper_estimator
 def test_read_only_memmap(Estimator, digits, tmp_path, global_random_seed):
     X, _ = digits
     np.save(tmp_path / "X.npy", X)
