@@ -125,12 +125,17 @@ def test_the_trainer_averages_sigma_over_the_views_of_each_row(blobs, monkeypatc
     "Estimator",
     [EntropyClustering, CollisionCEClustering, MaxMarginEntropyClustering],
 )
-@pytest.mark.parametrize("prior", [None, "auto"])
-def test_stacked_heads_train_as_heads_one_by_one(Estimator, prior, blobs, monkeypatch):
+@pytest.mark.parametrize(
+    "prior, semi_supervised", [(None, True), ("auto", True), (None, False)]
+)
+def test_stacked_heads_train_as_heads_one_by_one(
+    Estimator, prior, semi_supervised, blobs, monkeypatch
+):
     # The trainer computes all heads' logits of a batch in one product, and
     # the self-labeling estimators solve all heads' pseudo-labels of a batch
     # at once; both must train the heads as one product and one loss call
-    # per head do (prior="auto": each head with its own estimated prior).
+    # per head do (prior="auto": each head with its own estimated prior), with
+    # and without labels.
     X, y = blobs
     X = X.astype(np.float64)
     labels = np.where(np.arange(len(y)) % 20 == 0, y, -1)
@@ -140,7 +145,7 @@ def test_stacked_heads_train_as_heads_one_by_one(Estimator, prior, blobs, monkey
         max_iter=12,  # past the margin warm-up, where the priors move
         random_state=0,
         prior=prior,
-        semi_supervised=True,
+        semi_supervised=semi_supervised,
     )
     stacked = fit_quietly(Estimator(**params), X, labels)
     monkeypatch.setattr(Estimator, "_stacked_loss", False)
