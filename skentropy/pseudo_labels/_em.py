@@ -226,6 +226,11 @@ def collision_ce_m_step(probs, coef, previous=None):
         x = (probs * previous).sum(dim=-1, keepdim=True)
         guess = 1.0 + total - sigma_max / x.clamp_min(torch.finfo(x.dtype).tiny)
     gap = _collision_gap(coef, total, closeness, positive, has_root, guess)
+    if bool(positive.all()):
+        # the first case on every row (K_o empty), the estimators' usual one:
+        # the same values as below, without the mass of a class of K_o
+        y = coef / (gap * (1.0 - closeness) + closeness * (1.0 + total))
+        return y / y.sum(dim=-1, keepdim=True)
     sigma_free = torch.where(positive, -1.0, probs)
     sigma_c, c = sigma_free.max(dim=-1, keepdim=True)
     has_free = ~positive.all(dim=-1, keepdim=True)

@@ -137,3 +137,18 @@ def test_collision_m_step_root_is_sigma_dot_its_labels():
         np.testing.assert_allclose(
             stationary[positive], coef[positive], rtol=1e-8, atol=1e-12
         )
+
+
+def test_collision_m_step_without_zero_coefficients_is_the_general_one():
+    # rows whose a_k are all positive take a shortcut (no class of K_o to
+    # give mass to): the same labels, bit for bit, as the general path that
+    # they take next to a row with some a_k = 0
+    for probs, labels, coef in m_step_problems(seed=2):
+        rows = (coef > 0).all(dim=-1)
+        assert rows.sum() > 10 and not rows.all()
+        mixed = torch.cat([probs[rows], probs[~rows][:1]])
+        mixed_coef = torch.cat([coef[rows], coef[~rows][:1]])
+        previous = torch.cat([labels[rows], labels[~rows][:1]])
+        alone = collision_ce_m_step(probs[rows], coef[rows], previous=labels[rows])
+        general = collision_ce_m_step(mixed, mixed_coef, previous=previous)
+        assert torch.equal(alone, general[:-1])
