@@ -226,24 +226,26 @@ def collision_ce_m_step(probs, coef, previous=None):
         x = (probs * previous).sum(dim=-1, keepdim=True)
         guess = 1.0 + total - sigma_max / x.clamp_min(torch.finfo(x.dtype).tiny)
     gap = _collision_gap(coef, total, closeness, positive, has_root, guess)
-    if bool(positive.all()):
-        # the first case on every row (K_o empty), the estimators' usual one:
-        # the same values as below, without the mass of a class of K_o
-        y = coef / (gap * (1.0 - closeness) + closeness * (1.0 + total))
-        return y / y.sum(dim=-1, keepdim=True)
-    sigma_free = torch.where(positive, -1.0, probs)
-    sigma_c, c = sigma_free.max(dim=-1, keepdim=True)
-    has_free = ~positive.all(dim=-1, keepdim=True)
-    # x_c = σ_c / (1 + A) as a gap: (1 + A)(1 − σ_max / σ_c)
-    safe_c = torch.where(sigma_c > 0, sigma_c, 1.0)
-    gap_c = torch.where(
-        has_free & (sigma_c > 0), (1.0 + total) * (1.0 - sigma_max / safe_c), -math.inf
-    )
-    gap = torch.maximum(gap, gap_c)
+    # K_o is empty on every row in the estimators' fits (a positive prior keeps
+    # every a_k > 0): then no class of K_o takes mass, and its steps are skipped
+    with_free = not bool(positive.all())
+    if with_free:
+        sigma_free = torch.where(positive, -1.0, probs)
+        sigma_c, c = sigma_free.max(dim=-1, keepdim=True)
+        has_free = ~positive.all(dim=-1, keepdim=True)
+        # x_c = σ_c / (1 + A) as a gap: (1 + A)(1 − σ_max / σ_c)
+        safe_c = torch.where(sigma_c > 0, sigma_c, 1.0)
+        gap_c = torch.where(
+            has_free & (sigma_c > 0),
+            (1.0 + total) * (1.0 - sigma_max / safe_c),
+            -math.inf,
+        )
+        gap = torch.maximum(gap, gap_c)
     denom = gap * (1.0 - closeness) + closeness * (1.0 + total)
     y = torch.where(positive, coef / denom, 0.0)
-    rest = (1.0 - y.sum(dim=-1, keepdim=True)).clamp_min(0.0)
-    y = y.scatter_add(-1, c, torch.where(has_free, rest, 0.0))
+    if with_free:
+        rest = (1.0 - y.sum(dim=-1, keepdim=True)).clamp_min(0.0)
+        y = y.scatter_add(-1, c, torch.where(has_free, rest, 0.0))
     return y / y.sum(dim=-1, keepdim=True)
 
 
