@@ -83,6 +83,20 @@ def test_long_tail_benchmark_prints_its_summary(tmp_path):
     assert "[±" in again  # the error of the estimated proportions
 
 
+def test_head_selection_benchmark_replays_the_fits():
+    # the script itself checks that replaying all heads gives the fit's labels
+    output = run_benchmark(
+        "head_selection.py",
+        *("--files", "none", "--digits", "--prep", "std", "--seeds", "0"),
+        *("--estimators", "MaxMarginEntropyClustering", "--race-epochs", "2"),
+        *("--params", '{"max_iter": 12}'),
+    )
+    assert "### 1 fits: change against five heads kept to the end" in output
+    assert "| five heads | +0.0 / +0.0, " in output
+    for rule in ("one head", "race 2", "halve 2@5,1@15"):
+        assert f"| {rule} | " in output
+
+
 def test_profile_benchmark_finds_every_part():
     output = run_benchmark(
         "profile_fit.py",
