@@ -174,8 +174,8 @@ def main(argv=None):
                     n_fits += 1
                     found = rules(record, args.race_epochs, halvings)
                     results = {
-                        name_: replay(record, rule, args.step_cost)
-                        for name_, rule in found.items()
+                        rule_name: replay(record, rule, args.step_cost)
+                        for rule_name, rule in found.items()
                     }
                     if not np.array_equal(results["five heads"][0], estimator.labels_):
                         raise AssertionError("the replay of the fit lost its labels")
