@@ -143,48 +143,54 @@ def _tensor(values, y, stack):
     return torch.tensor(values, device=y.device).reshape(stack)
 
 
-def _collision_gap(coef, total, closeness, positive, has_root, guess=None):
+def _collision_gap(coef, total, free, base, has_root, guess=None):
     """Root of Σ_{k∈P} a_k / (A + 1 − σ_k / x) = 1 per row (collision eq. 17).
 
     P = {k : a_k > 0}. The unknown is not x but the gap g = A + 1 − σ_max / x
     of the largest σ on P, with which every denominator reads
-    d_k = A + 1 − σ_k / x = g (1 − c_k) + c_k (1 + A), c_k = 1 − σ_k / σ_max:
-    x ∈ (σ_max / (1 + A), σ_max] is g ∈ (0, A], and written through x the
-    denominators of the classes tied at σ_max, g itself, lose all their digits
-    once A is below the resolution of 1 + A (λ = 1e-20 gave one-hot or NaN
-    labels where the optimum splits a row between tied classes). The sum is
-    convex and decreasing in g (collision Theorem 1), so Newton's method
-    started at Lemma 1's left point, where every d_k ≥ a_k
-    (g = max_k (a_k − c_k (1 + A)) / (1 − c_k)), approaches the root
-    monotonically from the left. Rows without a root (σ = 0 on P) get g = 0.
+    d_k = A + 1 − σ_k / x = g f_k + c_k (1 + A), with f_k = σ_k / σ_max
+    (``free``) and c_k = 1 − f_k (``base`` = c_k (1 + A)); off P, and on rows
+    without a root, f_k = 0 and d_k = 1 + A. x ∈ (σ_max / (1 + A), σ_max] is
+    g ∈ (0, A], and written through x the denominators of the classes tied at
+    σ_max, g itself, lose all their digits once A is below the resolution of
+    1 + A (λ = 1e-20 gave one-hot or NaN labels where the optimum splits a row
+    between tied classes). The sum is convex and decreasing in g (collision
+    Theorem 1), so Newton's method started at Lemma 1's left point, where
+    every d_k ≥ a_k (g = max_k (a_k − c_k (1 + A)) / f_k), approaches the
+    root monotonically from the left. Rows without a root (σ = 0 on P) get
+    g = 0.
 
     ``guess``, a gap near the root, starts Newton's method there instead,
     clipped to [left point, A]. A start right of the root is no harm: by
     convexity the tangent there meets zero left of the root (or the step is
     clipped to the left point), and from then on the iteration is monotone
     again (see :func:`collision_ce_m_step` for the guess it gets).
+
+    Returns ``(gap, terms)``: the terms a_k / d_k at that gap, the M-step's
+    labels before normalization, or None where the iterations ran out before
+    every row converged (the gap is then one step past the last terms).
     """
-    free = 1.0 - closeness
-    base = closeness * (1.0 + total)  # d_k = g (1 − c_k) + base_k
-    left = torch.where(
-        positive & (free > 0),
-        (coef - base) / free.clamp_min(1e-300),
-        -math.inf,
-    )
+    left = torch.where(free > 0, (coef - base) / free, -math.inf)
     left = left.amax(dim=-1, keepdim=True).clamp_min(0.0)
     gap = left if guess is None else torch.minimum(guess, total).maximum(left)
     for _ in range(_ROOT_MAX_ITER):
         denom = torch.addcmul(base, gap, free)
         terms = coef / denom  # a_k = 0 off P, where d_k = 1 + A > 0
         value = terms.sum(dim=-1, keepdim=True) - 1.0
-        # −d/dg of a_k / d_k = a_k (1 − c_k) / d_k²
-        descent = (terms * free / denom).sum(dim=-1, keepdim=True)
-        active = has_root & (value.abs() > 1e-13)
+        active = value.abs() > 1e-13
+        if has_root is not None:
+            active &= has_root
         if not bool(active.any()):
             break
+        # −d/dg of a_k / d_k = a_k f_k / d_k²
+        descent = (terms * free / denom).sum(dim=-1, keepdim=True)
         step = (gap + value / descent).clamp(left, total)
         gap = torch.where(active, step, gap)
-    return torch.where(has_root, gap, 0.0)
+    else:
+        terms = None
+    if has_root is None:
+        return gap, terms
+    return torch.where(has_root, gap, 0.0), None
 
 
 def collision_ce_m_step(probs, coef, previous=None):
@@ -211,25 +217,27 @@ def collision_ce_m_step(probs, coef, previous=None):
     root is σ·y of the labels the E-step saw. From there the root takes two
     or three Newton steps on the features of ``benchmarks/`` (seven or eight
     from Lemma 1's left point).
+
+    When every a_k > 0 (every row of the estimators' fits: a positive prior
+    keeps them so), K_o is empty, every row has a root, and the labels are
+    the terms of the root's last Newton evaluation, normalized: the masks
+    and the K_o steps are skipped.
     """
     positive = coef > 0
+    interior = bool(positive.all())
     total = coef.sum(dim=-1, keepdim=True)
-    sigma_p = torch.where(positive, probs, 0.0)
+    sigma_p = probs if interior else torch.where(positive, probs, 0.0)
     sigma_max = sigma_p.amax(dim=-1, keepdim=True)
-    has_root = sigma_max > 0
-    # c_k = 1 − σ_k/σ_max on P; 1 (a constant denominator 1 + A) without a root
-    closeness = torch.where(
-        has_root & positive, 1.0 - sigma_p / torch.where(has_root, sigma_max, 1.0), 1.0
-    )
+    has_root = None if interior else sigma_max > 0
+    # f_k = σ_k / σ_max on P; 0 off P and without a root (d_k = 1 + A)
+    free = sigma_p / (sigma_max if interior else torch.where(has_root, sigma_max, 1.0))
+    base = (1.0 - free) * (1.0 + total)
     guess = None
     if previous is not None:
         x = (probs * previous).sum(dim=-1, keepdim=True)
         guess = 1.0 + total - sigma_max / x.clamp_min(torch.finfo(x.dtype).tiny)
-    gap = _collision_gap(coef, total, closeness, positive, has_root, guess)
-    # K_o is empty on every row in the estimators' fits (a positive prior keeps
-    # every a_k > 0): then no class of K_o takes mass, and its steps are skipped
-    with_free = not bool(positive.all())
-    if with_free:
+    gap, y = _collision_gap(coef, total, free, base, has_root, guess)
+    if not interior:
         sigma_free = torch.where(positive, -1.0, probs)
         sigma_c, c = sigma_free.max(dim=-1, keepdim=True)
         has_free = ~positive.all(dim=-1, keepdim=True)
@@ -241,9 +249,9 @@ def collision_ce_m_step(probs, coef, previous=None):
             -math.inf,
         )
         gap = torch.maximum(gap, gap_c)
-    denom = gap * (1.0 - closeness) + closeness * (1.0 + total)
-    y = torch.where(positive, coef / denom, 0.0)
-    if with_free:
+    if y is None:
+        y = coef / torch.addcmul(base, gap, free)  # 0 off P
+    if not interior:
         rest = (1.0 - y.sum(dim=-1, keepdim=True)).clamp_min(0.0)
         y = y.scatter_add(-1, c, torch.where(has_free, rest, 0.0))
     return y / y.sum(dim=-1, keepdim=True)

@@ -213,6 +213,8 @@ def test_many_classes_few_rows_and_a_tiny_fairness_weight(seed, scale, fairness_
     # point leaves them with dual violations. Its restart on the support read
     # from y alone dropped them (found by the nightly hypothesis profile:
     # 1000 iterations, residual 1.2e-6); read from the multipliers it does not.
+    # The count depends on rounding in these extreme rows: at most 60 on one
+    # machine, 87 and 77 for two of the cases on another (AMD EPYC, numpy 2.4).
     rng = np.random.default_rng(seed)
     logits = scale * rng.standard_normal((4, 232))
     probs = np.exp(logits - logits.max(axis=1, keepdims=True))
@@ -225,7 +227,7 @@ def test_many_classes_few_rows_and_a_tiny_fairness_weight(seed, scale, fairness_
         tol=TOL,
         max_iter=1000,
     )
-    assert converged and n_iter <= 60
+    assert converged and n_iter <= 150
     residual = kkt_residual(
         probs, labels, loss="collision", fairness_weight=fairness_weight
     )
