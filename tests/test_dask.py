@@ -73,6 +73,7 @@ def test_incremental_trains_one_epoch_per_block_and_pass(client, blobs):
     assert adjusted_rand_score(y, labels) > 0.95
 
 
+@pytest.mark.slow
 def test_parallel_post_fit_predicts_and_transforms_blockwise(client, blobs):
     X, _, X_dask = blobs
     wrapper = dask_ml_wrappers.ParallelPostFit(
@@ -106,6 +107,7 @@ def test_partial_fit_blocks_and_blockwise_prediction(client, blobs, Estimator):
     assert adjusted_rand_score(y, labels) > 0.95
 
 
+@pytest.mark.slow
 def test_grid_search_runs_on_the_cluster_through_joblib(client, blobs):
     X, y, _ = blobs
     search = GridSearchCV(

@@ -160,6 +160,7 @@ def test_select_n_clusters_returns_what_it_documents(blobs):
     assert not np.array_equal(result.halves[0], result.halves[2])
 
 
+@pytest.mark.slow
 def test_select_n_clusters_scores_pairs_of_fits_with_their_own_seeds(blobs):
     result = select_n_clusters(fast_model(), blobs, [2, 3], n_repeats=2, random_state=0)
     # Fit f is the estimator with the f-th derived seed on half f; the
@@ -214,6 +215,7 @@ def test_select_n_clusters_without_a_reference_scores_x_alone(blobs):
     np.testing.assert_array_equal(alone.stability, with_reference.stability)
 
 
+@pytest.mark.slow
 def test_the_reference_removes_the_stability_of_a_structureless_cloud():
     # One elongated Gaussian: halving it along its long axis is found again
     # every time, so stability alone prefers K = 2; on its own reference the
@@ -270,6 +272,7 @@ def test_gaussian_reference_rejects_what_it_cannot_draw_from(X):
         gaussian_reference(X)
 
 
+@pytest.mark.slow
 def test_select_n_clusters_in_a_pipeline_and_in_parallel(blobs):
     pipeline = make_pipeline(StandardScaler(), fast_model())
     results = [
@@ -346,6 +349,7 @@ def test_moved_functions_are_re_exported():
     )
 
 
+@pytest.mark.slow
 def test_matplotlib_is_imported_lazily():
     code = "import sys, skentropy.model_selection; print('matplotlib' in sys.modules)"
     output = subprocess.run(

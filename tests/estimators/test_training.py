@@ -68,6 +68,7 @@ def test_batches_copied_from_a_read_only_array_give_the_same_labels(blobs, sort)
 
 
 # catch_warnings in fit_labels is not thread-safe
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 def test_fit_restores_the_torch_thread_setting(blobs):
     X, _ = blobs
@@ -123,7 +124,11 @@ def test_the_trainer_averages_sigma_over_the_views_of_each_row(blobs, monkeypatc
 
 @pytest.mark.parametrize(
     "Estimator",
-    [EntropyClustering, CollisionCEClustering, MaxMarginEntropyClustering],
+    [
+        EntropyClustering,
+        pytest.param(CollisionCEClustering, marks=pytest.mark.slow),
+        MaxMarginEntropyClustering,
+    ],
 )
 @pytest.mark.parametrize(
     "prior, semi_supervised", [(None, True), ("auto", True), (None, False)]

@@ -39,7 +39,7 @@ def stacked_problems(kind, n_samples=80, n_classes=6, seed=0):
 
 @pytest.mark.parametrize("loss", ["reverse", "collision"])
 @pytest.mark.parametrize("kind", ["soft", "zeros"])
-@pytest.mark.parametrize("tol", [5e-2, 1e-5])
+@pytest.mark.parametrize("tol", [5e-2, pytest.param(1e-5, marks=pytest.mark.slow)])
 def test_a_stack_is_solved_as_its_problems_alone(loss, kind, tol):
     torch.manual_seed(0)
     probs, priors, weights = stacked_problems(kind)
@@ -64,6 +64,7 @@ def test_a_stack_is_solved_as_its_problems_alone(loss, kind, tol):
     assert len(set(counts)) > 1  # the problems stopped at different steps
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("loss", ["reverse", "collision"])
 def test_a_stack_shares_one_prior(loss):
     probs, _, weights = stacked_problems("soft")

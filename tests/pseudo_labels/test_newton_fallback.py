@@ -163,6 +163,7 @@ def test_newton_steps_match_a_dense_solve(loss, spread):
     np.testing.assert_allclose(reference.numpy(), expected, rtol=0, atol=1e-9 * scale)
 
 
+@pytest.mark.slow
 def test_library_does_not_import_the_reference_solvers():
     # the reference solvers judge the library, so no library module may use
     # them; import every module (optional dependencies may be missing)
