@@ -30,7 +30,8 @@ from skentropy.plotting import plot_decision_regions  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 
 # The examples and the Sphinx build: outside make check.
-pytestmark = pytest.mark.slow
+# One worker runs them all: the claims read the examples' runs of that worker.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("docs")]
 EXAMPLES = sorted((ROOT / "examples").glob("**/plot_*.py"))
 _RUNS = {}
 
