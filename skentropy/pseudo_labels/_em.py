@@ -166,9 +166,13 @@ def _collision_gap(coef, total, free, base, has_root, guess=None):
     clipped to the left point), and from then on the iteration is monotone
     again (see :func:`collision_ce_m_step` for the guess it gets).
 
-    Returns ``(gap, terms)``: the terms a_k / d_k at that gap, the M-step's
-    labels before normalization, or None where the iterations ran out before
-    every row converged (the gap is then one step past the last terms).
+    ``has_root`` is None when every a_k > 0 (every row then has a root);
+    otherwise a mask of the rows that have one.
+
+    Returns ``(gap, terms)``: with ``has_root`` None, the terms a_k / d_k of
+    the last evaluation, at the returned gap, which are the M-step's labels
+    before normalization; terms is None otherwise, or when the iterations ran
+    out before every row converged (the gap is then one step past them).
     """
     left = torch.where(free > 0, (coef - base) / free, -math.inf)
     left = left.amax(dim=-1, keepdim=True).clamp_min(0.0)
