@@ -46,19 +46,15 @@ lint: venv
 
 # The suite on every core: one pytest worker per core (each runs torch on one
 # thread, see tests/conftest.py); PYTEST_WORKERS=0 runs it in one process.
-# Tests go to the workers one by one, except those of an xdist_group (the
-# gallery examples and their claims, the dask cluster's tests), which share
-# one worker: on 2 cores the suite took 9 min 29 s so, 10 min 56 s with whole
-# files per worker.
 PYTEST_WORKERS ?= auto
 
 test: lint
-	$(VENV_PYTHON) -m pytest -n $(PYTEST_WORKERS) --dist loadgroup
+	$(VENV_PYTHON) -m pytest -n $(PYTEST_WORKERS) --dist loadfile
 
 # The edit loop: the same, without the tests marked slow (the docs build, the
 # comparisons with K-means at default settings, the long trainings).
 check: lint
-	$(VENV_PYTHON) -m pytest -n $(PYTEST_WORKERS) --dist loadgroup -m "not slow"
+	$(VENV_PYTHON) -m pytest -n $(PYTEST_WORKERS) --dist loadfile -m "not slow"
 
 clean:
 	rm -rf build dist *.egg-info skentropy.egg-info .pytest_cache .ruff_cache \

@@ -27,8 +27,7 @@ dask_ml_wrappers = pytest.importorskip("dask_ml.wrappers")
 joblib = pytest.importorskip("joblib")
 skentropy_dask = importlib.import_module("skentropy.dask")
 
-# One worker runs them all, on one local cluster (the module's fixture).
-pytestmark = [pytest.mark.dask, pytest.mark.xdist_group("dask")]
+pytestmark = pytest.mark.dask
 
 CENTERS = [[0, 4], [4, -2], [-4, -2]]
 CHUNK = 150

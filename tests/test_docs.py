@@ -30,8 +30,7 @@ from skentropy.plotting import plot_decision_regions  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 
 # The examples and the Sphinx build: outside make check.
-# One worker runs them all: the claims read the examples' runs of that worker.
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("docs")]
+pytestmark = pytest.mark.slow
 EXAMPLES = sorted((ROOT / "examples").glob("**/plot_*.py"))
 _RUNS = {}
 
