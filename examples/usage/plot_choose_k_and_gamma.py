@@ -30,9 +30,9 @@ from skentropy.plotting import plot_n_clusters_selection
 
 X, y = load_digits(return_X_y=True)
 X = StandardScaler().fit_transform(X)
-# At most 60 epochs per fit keep the example fast; an integer random_state
+# At most 30 epochs per fit keep the example fast; an integer random_state
 # makes every score below deterministic.
-model = EntropyClustering(max_iter=60, random_state=0)
+model = EntropyClustering(max_iter=30, random_state=0)
 
 # %%
 # The number of clusters

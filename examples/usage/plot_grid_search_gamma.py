@@ -50,7 +50,7 @@ for name, features in inputs.items():
     accuracy[name] = [
         clustering_accuracy(
             y,
-            EntropyClustering(n_clusters=10, gamma=gamma, max_iter=40, random_state=0)
+            EntropyClustering(n_clusters=10, gamma=gamma, max_iter=25, random_state=0)
             .fit(features)
             .labels_,
         )
@@ -83,7 +83,7 @@ plt.show()
 # Grid search with labels
 # -----------------------
 search = GridSearchCV(
-    EntropyClustering(n_clusters=10, max_iter=40, random_state=0),
+    EntropyClustering(n_clusters=10, max_iter=25, random_state=0),
     {"gamma": [1e-3, 1e-2, 2e-2]},
     scoring=clustering_accuracy_scorer,
     cv=2,

@@ -7,18 +7,18 @@ from skentropy import MaxMarginEntropyClustering, SeCuClustering
 
 from helpers import BASELINE_ESTIMATORS, PAPER_ESTIMATORS
 
-# Fewer epochs than the default keep the checks fast. The estimators of the
+# Few epochs (8, against 200 by default) keep the checks fast. The estimators of the
 # papers run with the linear head and with the Norm-FC head (one of them with
 # several heads); the baselines and SeCuClustering with their defaults.
 CHECKED_INSTANCES = [
     *(
-        Estimator(max_iter=20, random_state=0, **params)
+        Estimator(max_iter=8, random_state=0, **params)
         for params in ({}, {"head": "normfc"})
         for Estimator in PAPER_ESTIMATORS
     ),
-    MaxMarginEntropyClustering(max_iter=20, random_state=0, head="normfc", n_heads=2),
-    *(Estimator(max_iter=20, random_state=0) for Estimator in BASELINE_ESTIMATORS),
-    SeCuClustering(max_iter=20, random_state=0),
+    MaxMarginEntropyClustering(max_iter=8, random_state=0, head="normfc", n_heads=2),
+    *(Estimator(max_iter=8, random_state=0) for Estimator in BASELINE_ESTIMATORS),
+    SeCuClustering(max_iter=8, random_state=0),
 ]
 
 
