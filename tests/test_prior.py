@@ -196,6 +196,7 @@ def test_unknown_prior_string_is_refused(long_tailed_blobs):
         EntropyClustering(n_clusters=4, prior="estimated").fit(X)
 
 
+@pytest.mark.slow
 def test_empty_cluster_warning_names_the_estimated_prior():
     """Two blobs asked for four clusters: the warning names prior='auto'."""
     X, _ = make_blobs(n_samples=[300, 300], n_features=2, random_state=0)

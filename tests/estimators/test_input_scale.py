@@ -39,21 +39,36 @@ def unit_digits():
     return normalize(X).astype(np.float32), y
 
 
+# The fits that the scaled and translated inputs are compared with.
+BLOB_PARAMS = {"n_clusters": 5, "max_iter": 15, "random_state": 0}
+
+
+@pytest.fixture(scope="module")
+def blob_labels(blobs):
+    """``labels(Estimator)``: its fit's labels on the blobs, one fit per module."""
+    fitted = {}
+
+    def labels(Estimator):
+        if Estimator not in fitted:
+            fitted[Estimator] = fit_labels(Estimator(**BLOB_PARAMS), blobs)
+        return fitted[Estimator]
+
+    return labels
+
+
 @each_softmax_estimator
 @pytest.mark.parametrize("factor", [1e-4, 1e-2, 1e2, 1e4])
-def test_same_clustering_for_scaled_x(Estimator, factor, blobs):
-    params = {"n_clusters": 5, "max_iter": 15, "random_state": 0}
-    reference = fit_labels(Estimator(**params), blobs)
-    scaled = fit_labels(Estimator(**params), factor * blobs)
+def test_same_clustering_for_scaled_x(Estimator, factor, blobs, blob_labels):
+    reference = blob_labels(Estimator)
+    scaled = fit_labels(Estimator(**BLOB_PARAMS), factor * blobs)
     assert len(np.unique(reference)) == 5
     assert adjusted_rand_score(reference, scaled) > 0.99
 
 
 @each_softmax_estimator
-def test_same_clustering_for_translated_x(Estimator, blobs):
-    params = {"n_clusters": 5, "max_iter": 15, "random_state": 0}
-    reference = fit_labels(Estimator(**params), blobs)
-    moved = fit_labels(Estimator(**params), blobs - 40.0)
+def test_same_clustering_for_translated_x(Estimator, blobs, blob_labels):
+    reference = blob_labels(Estimator)
+    moved = fit_labels(Estimator(**BLOB_PARAMS), blobs - 40.0)
     assert adjusted_rand_score(reference, moved) > 0.99
 
 

@@ -131,6 +131,7 @@ def test_hnsw_finds_most_neighbors():
     assert not np.any(indices == np.arange(len(X))[:, None])
 
 
+@pytest.mark.slow
 def test_mining_memory_is_n_times_k(tmp_path):
     # A memory map of 6 MB: the mining reads it block by block (torch copies
     # of blocks, one block of distances), so numpy holds the result, O(n·k),

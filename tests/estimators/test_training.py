@@ -131,7 +131,12 @@ def test_the_trainer_averages_sigma_over_the_views_of_each_row(blobs, monkeypatc
     ],
 )
 @pytest.mark.parametrize(
-    "prior, semi_supervised", [(None, True), ("auto", True), (None, False)]
+    "prior, semi_supervised",
+    [
+        (None, True),
+        pytest.param("auto", True, marks=pytest.mark.slow),
+        pytest.param(None, False, marks=pytest.mark.slow),
+    ],
 )
 def test_stacked_heads_train_as_heads_one_by_one(
     Estimator, prior, semi_supervised, blobs, monkeypatch
