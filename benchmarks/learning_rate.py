@@ -16,7 +16,7 @@ estimator with each ``--lrs`` value (``random_state=s``, defaults otherwise)
 are fitted on one thread (``--params``: other parameters, JSON); one row
 per input and method gives the mean over seeds of ACC / NMI, epochs
 (``n_iter_``), CPU seconds of the fit (after an untimed first fit, which
-imports ``torch._dynamo``) and the fewest clusters used. A summary
+pays the one-time costs of the process) and the fewest clusters used. A summary
 compares every ``--lrs`` value with the first one: mean change of ACC and
 NMI over the (input, estimator) pairs, pairs within half a point of ACC or
 better, median ratio of CPU time.
@@ -149,7 +149,7 @@ def main(argv=None):
         return
     args.params = json.loads(args.params)
     torch.set_num_threads(1)
-    # the first fit of a process imports torch._dynamo (about 1.5 s): not timed
+    # the first fit of a process pays its one-time costs: not timed
     fit_scores(skentropy.EntropyClustering(2, max_iter=1), *load_input("digits", None))
     cells = []
     for name in args.inputs:

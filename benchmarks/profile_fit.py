@@ -107,8 +107,8 @@ def profile_fit(name, X, **params):
     profile = cProfile.Profile()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        # one-time costs of a process (torch imports torch._dynamo with its
-        # first optimizer, about 1.4 s) are paid by a small fit first
+        # one-time costs of a process (lazy imports, first calls) are paid
+        # by a small fit first
         getattr(skentropy, name)(n_clusters=10, max_iter=1).fit(X[:200])
         start = time.perf_counter()
         profile.enable()

@@ -24,10 +24,9 @@ wall-clock and CPU (process) seconds are shown; with ``--threads 1`` the
 ratios use CPU seconds, which other processes on a shared machine inflate
 far less than wall-clock ones (they still compete for memory bandwidth). Each
 timed fit follows a fit of the same estimator on 1,000 rows in the same
-process, so that one-time costs of a process (torch imports ``torch._dynamo``
-on its first optimizer, 1.4 s) are not counted, as they are not for the
-floor. ``--threads`` limits torch and the BLAS and OpenMP pools (scikit-learn,
-numpy) alike.
+process, so that one-time costs of a process (lazy imports, first calls)
+are not counted, as they are not for the floor. ``--threads`` limits
+torch and the BLAS and OpenMP pools (scikit-learn, numpy) alike.
 Targets (CPU): ``EntropyClustering`` with the papers' protocol ≤ 1.5 × the
 floor (a) and ≤ 0.5 × ``KMeans(n_init=1)``; memory ≤ 1.2 × the size of X plus
 a constant.

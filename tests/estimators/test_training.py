@@ -279,7 +279,7 @@ def test_fit_builds_its_optimizer_with_the_resolved_learning_rate(
 
     def recording(*args, **kwargs):
         optimizer = make(*args, **kwargs)
-        rates.append(optimizer.param_groups[0]["lr"])
+        rates.append(optimizer.lr)
         return optimizer
 
     monkeypatch.setattr(_shallow, "_make_optimizer", recording)
