@@ -60,7 +60,7 @@ PARTS = [
     ("loss terms", "_estimators/_training.py", "stacked"),
     ("head forward", "_estimators/_shallow.py", "_view_log_probs"),
     ("backward", "torch/_tensor.py", "backward"),
-    ("optimizer step", "torch/optim/optimizer.py", "wrapper"),
+    ("optimizer step", "_estimators/_optim.py", "step"),
     ("seeding", "_estimators/_seeding.py", "seed_heads"),
 ]
 ORDER = [
