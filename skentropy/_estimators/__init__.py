@@ -5,7 +5,9 @@
 - ``_base``: the public API (``fit``, ``partial_fit``, ``predict``, ...) and
   the one training flow ``_fit``, with the hooks an estimator declares;
 - ``_training``: what a trainer is (data, loss, result); ``_shallow``: the
-  trainer on fixed features; deep mode's trainer is in ``skentropy._deep``;
+  trainer on fixed features, ``_optim`` its optimizer (torch's Adam and SGD
+  steps without ``torch._dynamo``); deep mode's trainer is in
+  ``skentropy._deep``;
 - ``_batching``: mini-batches, reading X, torch threads; ``_seeding``: the
   k-means++ start of new heads; ``_heads``: linear and Norm-FC heads;
   ``_views``: the views of each sample that σ is averaged over;
