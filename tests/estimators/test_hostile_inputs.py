@@ -378,6 +378,7 @@ def test_interrupt_leaves_the_estimator_as_it_was(
     check_interrupt(Estimator, how, monkeypatch, global_random_seed)
 
 
+@pytest.mark.slow  # 30 trainings of a network (make check keeps the shallow ones)
 @pytest.mark.parametrize(
     "Estimator, how", [case for case in CASES if case.values[0] in SOFTMAX_ESTIMATORS]
 )

@@ -104,7 +104,13 @@ def test_dual_gradient_matches_finite_differences():
 
 @pytest.mark.parametrize("fairness_weight", [1.0, 100.0, 1e4])
 @pytest.mark.parametrize(
-    "n_samples, n_classes", [(250, 2), (250, 20), (10_000, 20), (10_000, 200)]
+    "n_samples, n_classes",
+    [
+        (250, 2),
+        (250, 20),
+        (10_000, 20),
+        pytest.param(10_000, 200, marks=pytest.mark.slow),
+    ],
 )
 def test_converges_where_it_is_used(n_samples, n_classes, fairness_weight):
     problem = make_problem(n_samples, n_classes, 6, fairness_weight=fairness_weight)
